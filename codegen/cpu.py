@@ -1,0 +1,161 @@
+"""The CPU backend: turns a Schedule into the template's context for `@njit` kernels.
+
+The printer prints expressions; this module decides argument layout, section headers and
+comments; the template (templates/cpu/module.py.jinja) lays the module out.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import sympy as sp
+
+from symnet.schedule import Schedule
+from symnet.spec import Spec
+
+from .printer import NumbaPrinter
+
+NJIT_OPTIONS = "cache=True"
+_X = re.compile(r"\bx\b")
+
+
+@dataclass(frozen=True)
+class Line:
+    lhs: str
+    code: str
+    comment: str = ""
+    section: str = ""  # a header comment printed before this line
+
+
+@dataclass(frozen=True)
+class ArrayArg:
+    name: str  # the parameter's key in the params dict: W1, b1
+    arg: str  # its name inside kernels: W1, B1
+    grad: str  # its gradient array inside kernels: dW1, dB1
+    shape: tuple[int, ...]  # as the user sees it: () for a shared bias
+    kernel_shape: tuple[int, ...]  # as kernels see it: (1,) for a shared bias
+    updated: bool
+
+
+def array_args(spec: Spec) -> list[ArrayArg]:
+    updated = set(spec.updated_params())
+    args = []
+    for name, shape in spec.param_shapes().items():
+        arg = name[0].upper() + name[1:]
+        args.append(ArrayArg(name, arg, "d" + arg, shape, shape or (1,), name in updated))
+    return args
+
+
+def _index(entry, args_by_name) -> str:
+    a = args_by_name[entry.array]
+    idx = entry.index or (0,)
+    return f"{a.arg}[{', '.join(map(str, idx))}]"
+
+
+def _sections(schedule: Schedule):
+    """A header for each layer's forward part, the loss, and each layer's backward part."""
+    prog = schedule.program
+    layers = {info.number: info for info in prog.layers}
+    n = len(layers)
+
+    def header(a, seen):
+        if schedule.strategy == "recompute":
+            if seen:
+                return ""
+            seen.add("recompute")
+            return ("recompute (the lecture's Eq. 6.53): each value below is one expression of "
+                    "the inputs and parameters; nothing is stored or shared")
+        if a.role in ("net", "out") and ("f", a.layer) not in seen:
+            seen.add(("f", a.layer))
+            info = layers[a.layer]
+            src = "i" if a.layer == 1 else f"out of layer {a.layer - 1}"
+            b = {"per_unit": f" + b{a.layer}", "shared": f" + b{a.layer} (shared)",
+                 "none": ""}[info.bias]
+            return (f"forward, layer {a.layer} ({info.role}, {info.activation}): "
+                    f"net = W{a.layer} @ ({src}){b}; out = {_X.sub('net', info.formula)}")
+        if a.role == "loss" and "loss" not in seen:
+            seen.add("loss")
+            return f"loss of this sample: {prog.loss_formula}"
+        if a.role in ("delta", "adjoint") and ("b", a.layer) not in seen:
+            seen.add(("b", a.layer))
+            what = "output layer" if a.layer == n else f"layer {a.layer}"
+            return (f"backward, {what}: delta = dE/dnet = dE/dout * dout/dnet "
+                    f"(dE/dout summed over the units each out feeds)")
+        if a.role == "grad" and "grad" not in seen:
+            seen.add("grad")
+            return "gradients: dE/dw = delta of the unit w feeds * the input w multiplies"
+        return ""
+
+    return header
+
+
+def kernel_lines(steps, schedule: Schedule, printer: NumbaPrinter) -> list[Line]:
+    header = _sections(schedule)
+    seen: set = set()
+    lines = []
+    for a in steps:
+        comment = a.comment if a.role in ("delta", "adjoint", "grad", "temp") else ""
+        if schedule.strategy == "recompute":
+            comment = a.comment
+        lines.append(Line(a.lhs.name, printer.doprint(a.rhs), comment, header(a, seen)))
+    return lines
+
+
+def context(spec: Spec, schedule: Schedule, *, version: str, spec_file: str) -> dict:
+    printer = NumbaPrinter(spec.codegen.dtype)
+    prog = schedule.program
+    args = array_args(spec)
+    by_name = {a.name: a for a in args}
+    loads = [Line(p.symbol.name, _index(p, by_name)) for p in prog.params]
+    grads = [(prog.grads[p.symbol].name, "g_" + p.symbol.name, _index(p, by_name).replace(
+        by_name[p.array].arg + "[", by_name[p.array].grad + "[", 1)) for p in prog.params]
+    init_values = {k: _nested(v) for k, v in spec.init.explicit.items()}
+    return {
+        "version": version,
+        "spec_file": spec_file,
+        "sha256": spec.sha256,
+        "spec": spec,
+        "name": spec.name,
+        "dtype": spec.codegen.dtype,
+        "strategy": schedule.strategy,
+        "njit": NJIT_OPTIONS,
+        "args": args,
+        "param_shapes": {a.name: a.shape for a in args},
+        "updated": [a.name for a in args if a.updated],
+        "learning_rate": repr(spec.training.learning_rate),
+        "init_values": init_values,
+        "init_scheme": spec.init.scheme,
+        "seed": spec.init.seed,
+        "fan_in": {a.name: a.shape[1] for a in args if len(a.shape) == 2},
+        "n_inputs": spec.network.inputs,
+        "n_outputs": spec.network.outputs,
+        "inputs": [s.name for s in prog.inputs],
+        "targets": [s.name for s in prog.targets],
+        "outputs": [s.name for s in prog.outputs],
+        "loss": prog.loss.name,
+        "mean": spec.loss.reduction == "mean",
+        "loads": loads,
+        "grads": grads,
+        "forward_lines": kernel_lines(schedule.forward, schedule, printer),
+        "loss_lines": kernel_lines(schedule.loss, schedule, printer),
+        "grad_lines": kernel_lines(schedule.grad, schedule, printer),
+        "zero": printer.literal(0),
+        "n_params": sum(math.prod(a.shape) for a in args),
+        "counts": schedule.counts,
+        "before_cse": schedule.before_cse,
+        "layers": [(info.number, info.role, len(info.nets), info.activation, info.bias)
+                   for info in prog.layers],
+        "loss_kind": spec.loss.kind,
+        "reduction": spec.loss.reduction,
+    }
+
+
+def _nested(value):
+    if isinstance(value, tuple):
+        return [_nested(v) for v in value]
+    return float(value)
+
+
+__all__ = ["ArrayArg", "Line", "array_args", "context", "kernel_lines", "sp"]

@@ -1,0 +1,135 @@
+"""Stage 3: reverse-mode differentiation over a Program's forward assignments.
+
+Backprop as the lecture teaches it: walk the assignments from the loss back to the inputs;
+each value's adjoint dE/dv is the sum, over the values that use it, of their adjoint times
+the local derivative (`sympy.diff` of the user's right-hand side). Adjoints of net values are
+the lecture's deltas. Nothing is hand-written: the only derivative rules are sympy's.
+
+Where a local derivative of out = f(net) can be written in the stored output alone
+(sigmoid' = out(1 - out), tanh' = 1 - out^2, bce's y - t), it is rewritten so: first by
+replacing f(net) with out, else by substituting net = f^-1(out) and simplifying. The rewrite
+is kept only when it removes net and does not cost more operations.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from functools import cache
+
+import sympy as sp
+
+from .functions import x as _X
+from .functions import y as _Y
+from .program import Assign, Program
+
+
+def adjoint_name(v: sp.Symbol) -> str:
+    name = v.name
+    if name.startswith("net_"):
+        return "delta_" + name[4:]
+    return "dE_d" + name
+
+
+def differentiate(program: Program) -> Program:
+    forward = program.forward
+    params = set(program.param_symbols)
+    produced = {a.lhs for a in forward}
+    # values out = f(u) of one argument: candidates for writing f'(u) in terms of out
+    stored_of: dict[sp.Symbol, tuple[sp.Symbol, sp.Expr]] = {}
+    for a in forward:
+        if a.role == "out" and len(a.rhs.free_symbols) == 1:
+            (u,) = a.rhs.free_symbols
+            stored_of[u] = (a.lhs, a.rhs)
+
+    contrib: dict[sp.Symbol, list[tuple[sp.Expr, str]]] = defaultdict(list)
+    backward: list[Assign] = []
+    for a in reversed(forward):
+        v = a.lhs
+        if v == program.loss:
+            bar: sp.Expr = sp.Integer(1)
+            bar_label = ""
+        else:
+            if not contrib[v]:
+                continue  # v does not reach the loss
+            bar = sp.Symbol(adjoint_name(v), real=True)
+            bar_label = f"dE/d{v.name}"
+            terms = contrib.pop(v)
+            role = "delta" if v.name.startswith("net_") else "adjoint"
+            backward.append(Assign(bar, sp.Add(*[e for e, _ in terms]), role,
+                                   comment=_comment(bar, v, terms), layer=a.layer))
+        for u in sorted(a.rhs.free_symbols & (produced | params), key=lambda s: s.name):
+            local = output_form(sp.diff(a.rhs, u), u, stored_of)
+            if bar_label:
+                label = f"{bar_label} * d{v.name}/d{u.name}"
+                if local.free_symbols:
+                    label += f" (d{v.name}/d{u.name} = {local})"
+            else:
+                label = str(local)
+            contrib[u].append((bar * local, label))
+
+    grads = {}
+    for p in program.params:
+        g = sp.Symbol(f"dE_d{p.symbol.name}", real=True)
+        terms = contrib.get(p.symbol, [])
+        rhs = sp.Add(*[e for e, _ in terms]) if terms else sp.Integer(0)
+        backward.append(Assign(g, rhs, "grad", comment=_comment(g, p.symbol, terms)))
+        grads[p.symbol] = g
+    return program.with_backward(backward, grads)
+
+
+def _comment(bar: sp.Symbol, v: sp.Symbol, terms) -> str:
+    head = f"dE/d{v.name}"
+    if not terms:
+        return f"{head} = 0"
+    if len(terms) == 1:
+        return f"{head} = {terms[0][1]}"
+    return f"{head} = " + " + ".join(label.split(" (")[0] for _, label in terms)
+
+
+def output_form(local: sp.Expr, u: sp.Symbol, stored_of) -> sp.Expr:
+    """Write a derivative in the stored output of u where that is cheaper (see module doc)."""
+    if u not in local.free_symbols or u not in stored_of:
+        return local
+    v, g = stored_of[u]
+    others = sorted(local.free_symbols - {u}, key=lambda s: s.name)
+    canon = {s: sp.Symbol(f"_p{i}", real=True) for i, s in enumerate(others)}
+    local_c = local.xreplace({u: _X, **canon})
+    rewritten = _rewrite(local_c, g.xreplace({u: _X}))
+    if rewritten is None:
+        return local
+    back = {c: s for s, c in canon.items()}
+    back[_Y] = v
+    return rewritten.xreplace(back)
+
+
+@cache
+def _rewrite(local: sp.Expr, g: sp.Expr) -> sp.Expr | None:
+    direct = local.xreplace({g: _Y})
+    if _X not in direct.free_symbols:
+        return direct
+    if g.has(sp.Piecewise) or g == _X:
+        return None
+    try:
+        solutions = sp.solve(sp.Eq(_Y, g), _X)
+    except (NotImplementedError, ValueError):
+        return None
+    best = None
+    for s in solutions:
+        r = _tidy(sp.factor(sp.simplify(local.xreplace({_X: s}))))
+        if _X in r.free_symbols:
+            continue
+        if best is None or sp.count_ops(r) < sp.count_ops(best):
+            best = r
+    if best is None or sp.count_ops(best) > sp.count_ops(local):
+        return None
+    return best
+
+
+def _tidy(r: sp.Expr) -> sp.Expr:
+    """-y*(y - 1) -> y*(1 - y): move a leading minus sign into a sum factor."""
+    if r.is_Mul and r.could_extract_minus_sign():
+        c, factors = r.as_coeff_mul()
+        for i, f in enumerate(factors):
+            if f.is_Add:
+                return sp.Mul(-c, *factors[:i], sp.expand(-f), *factors[i + 1:])
+    return r

@@ -1,0 +1,105 @@
+"""The command line: `symnet compile` and `symnet inspect`.
+
+Errors in the user's input are one line on stderr and exit status 2, with no traceback and
+no file written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import sympy as sp
+
+from . import __version__
+from .compiler import build, write
+from .errors import SymnetError
+from .schedule import schedule
+from .spec import DTYPES, STRATEGIES, load_spec
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="symnet", description="Compile an MLP spec (TOML) into a "
+                                "standalone Numba module: forward, loss, grad, train_step, fit.")
+    p.add_argument("--version", action="version", version=f"symnet {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("compile", help="write DIR/<name>.py and print a summary")
+    c.add_argument("spec", metavar="SPEC", help="the network spec (TOML)")
+    c.add_argument("-o", "--out-dir", default=".", metavar="DIR",
+                   help="where to write the module (default: the current directory)")
+    c.add_argument("--strategy", choices=STRATEGIES, help="override [codegen] strategy")
+    c.add_argument("--dtype", choices=DTYPES, help="override [codegen] dtype")
+
+    i = sub.add_parser("inspect", help="print the forward and gradient formulas and the "
+                       "store-versus-recompute figures")
+    i.add_argument("spec", metavar="SPEC", help="the network spec (TOML)")
+    i.add_argument("--latex", action="store_true", help="print the formulas as LaTeX")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "compile":
+            return _compile(args)
+        return _inspect(args)
+    except SymnetError as exc:
+        print(f"symnet: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _compile(args) -> int:
+    compiled = build(load_spec(args.spec), strategy=args.strategy, dtype=args.dtype)
+    out_dir = Path(args.out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SymnetError(f"{out_dir}: expected a directory for -o/--out-dir")
+    path = write(compiled, out_dir)
+    spec, sched = compiled.spec, compiled.schedule
+    c, b = sched.counts, sched.before_cse
+    print(path)
+    print(f"  network     {spec.network.inputs}-"
+          + "-".join(str(layer.units) for layer in spec.network.layers)
+          + f", {spec.n_params()} parameters ({', '.join(f'{k}{list(v)}' for k, v in spec.param_shapes().items())})")
+    print(f"  strategy    {sched.strategy}, dtype {spec.codegen.dtype}")
+    print(f"  ops/sample  before CSE: forward {b.forward_ops}, backward {b.backward_ops}; "
+          f"after CSE: forward {c.forward_ops}, backward {c.backward_ops}")
+    print(f"  stored      {c.temporaries} temporaries per sample")
+    return 0
+
+
+def _inspect(args) -> int:
+    spec = load_spec(args.spec)
+    compiled = build(spec)
+    prog = compiled.program
+
+    def show(a):
+        eq = sp.Eq(a.lhs, a.rhs, evaluate=False)
+        return sp.latex(eq) if args.latex else sp.pretty(eq, use_unicode=False)
+
+    print(f"# {spec.name}: forward (one sample)")
+    for a in prog.forward:
+        print(show(a))
+    print()
+    print("# backward (reverse mode, the lecture's deltas)")
+    for a in prog.backward:
+        print(show(a))
+    print()
+    rows = [("store", compiled.schedule if spec.codegen.strategy == "store"
+             else schedule(prog, "store"))]
+    try:
+        rows.append(("recompute", compiled.schedule if spec.codegen.strategy == "recompute"
+                     else schedule(prog, "recompute")))
+    except SymnetError as exc:
+        rows.append(("recompute", str(exc)))
+    print("# store versus recompute (sympy.count_ops per sample)")
+    print(f"{'strategy':<10} {'forward ops':>12} {'backward ops':>13} {'total':>8} {'stored':>7}")
+    for label, s in rows:
+        if isinstance(s, str):
+            print(f"{label:<10} n/a: {s}")
+            continue
+        c = s.counts
+        print(f"{label:<10} {c.forward_ops:>12} {c.backward_ops:>13} {c.total_ops:>8} "
+              f"{c.temporaries:>7}")
+    return 0

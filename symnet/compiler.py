@@ -1,0 +1,98 @@
+"""The pipeline, end to end: spec -> Program -> backprop -> Schedule -> source -> module.
+
+Each stage is a plain function in its own module; this file only strings them together.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .autodiff import differentiate
+from .errors import SpecError
+from .lower import lower
+from .program import Program
+from .schedule import Schedule, schedule
+from .spec import Spec, load_spec, spec_from_dict
+
+# Largest network compiled in the unrolled (scalar) form. Numba's compile time grows faster
+# than the unrolled code; measured in docs/benchmarks.md. Wide networks need loop lowering.
+MAX_SCALAR_PARAMS = 500
+
+
+@dataclass(frozen=True)
+class Compiled:
+    spec: Spec
+    program: Program
+    schedule: Schedule
+    source: str
+
+
+def as_spec(spec: Spec | str | os.PathLike | Mapping[str, Any]) -> Spec:
+    if isinstance(spec, Spec):
+        return spec
+    if isinstance(spec, Mapping):
+        return spec_from_dict(spec)
+    return load_spec(spec)
+
+
+def check_size(spec: Spec) -> None:
+    n = spec.n_params()
+    if n > MAX_SCALAR_PARAMS:
+        raise SpecError(spec.source, "network",
+                        f"at most {MAX_SCALAR_PARAMS} parameters for the unrolled (scalar) form "
+                        f"(Numba's compile time grows too fast beyond it; wide networks need the "
+                        f"loop form, not built yet)", f"{n} parameters", has_got=True)
+
+
+def build(spec: Spec, strategy: str | None = None, dtype: str | None = None) -> Compiled:
+    """Run every stage and render the module's source (nothing is written)."""
+    from codegen.cpu import context
+    from codegen.writer import render
+
+    changes = {k: v for k, v in (("strategy", strategy), ("dtype", dtype)) if v is not None}
+    if changes:
+        spec = spec.replace_codegen(**changes)
+    check_size(spec)
+    program = differentiate(lower(spec))
+    sched = schedule(program, spec.codegen.strategy)
+    ctx = context(spec, sched, version=__version__, spec_file=Path(spec.source).name)
+    return Compiled(spec, program, sched, render("cpu/module.py.jinja", ctx))
+
+
+def default_out_dir() -> Path:
+    env = os.environ.get("SYMNET_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "symnet"
+
+
+def write(compiled: Compiled, out_dir: str | os.PathLike) -> Path:
+    from codegen.writer import write_if_changed
+
+    path = Path(out_dir) / f"{compiled.spec.name}.py"
+    write_if_changed(path, compiled.source)
+    return path
+
+
+def import_module(path: Path, name: str):
+    """Import a generated module from its file (a fresh module object each time)."""
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def compile(spec, out_dir=None, *, strategy=None, dtype=None):
+    """Compile a spec (a path or a dict) and import the generated module."""
+    compiled = build(as_spec(spec), strategy=strategy, dtype=dtype)
+    path = write(compiled, out_dir if out_dir is not None else default_out_dir())
+    return import_module(path, compiled.spec.name)

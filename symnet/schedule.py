@@ -1,0 +1,165 @@
+"""Stage 4: store or recompute. A differentiated Program becomes straight-line blocks.
+
+- ``store`` (the lecture's Eq. 6.52): the structured program (every net, out and delta kept)
+  with `sympy.cse` run over forward and backward together, so every shared subexpression is
+  computed once and kept in a temporary.
+- ``recompute`` (Eq. 6.53): every output, the loss and every gradient is inlined into one
+  expression of inputs, targets and parameters; nothing is shared, nothing is stored.
+
+Both give the same numbers. For each block the schedule reports `sympy.count_ops` of the
+forward part (up to the loss) and of the backward part, and how many temporaries it keeps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from .errors import SymnetError
+from .program import Assign, Program
+
+# Inlining every gradient grows like width**depth; beyond this many parameters the
+# recompute form is refused (measured: see docs/benchmarks.md).
+RECOMPUTE_MAX_PARAMS = 60
+
+
+@dataclass(frozen=True)
+class Counts:
+    forward_ops: int
+    backward_ops: int
+    temporaries: int
+
+    @property
+    def total_ops(self) -> int:
+        return self.forward_ops + self.backward_ops
+
+
+@dataclass(frozen=True)
+class Schedule:
+    strategy: str
+    program: Program
+    forward: tuple[Assign, ...]  # body computing the outputs
+    loss: tuple[Assign, ...]  # body computing the outputs' loss E
+    grad: tuple[Assign, ...]  # body computing E and every dE/dparam
+    counts: Counts  # of the grad block as emitted
+    before_cse: Counts  # of the same strategy before CSE (equal for recompute)
+
+
+def schedule(program: Program, strategy: str = "store") -> Schedule:
+    if strategy == "store":
+        return _store(program)
+    if strategy == "recompute":
+        return _recompute(program)
+    raise SymnetError(f"unknown strategy {strategy!r} (expected store or recompute)")
+
+
+def _results(program: Program):
+    outputs = set(program.outputs)
+    grads = set(program.grads.values())
+    return outputs, {program.loss}, {program.loss} | grads
+
+
+def _store(program: Program) -> Schedule:
+    out_r, loss_r, grad_r = _results(program)
+    fwd = [a for a in program.forward if a.role != "loss"]
+    plain_grad = eliminate_dead(list(program.forward + program.backward), grad_r)
+    return Schedule(
+        strategy="store",
+        program=program,
+        forward=tuple(cse_block(eliminate_dead(fwd, out_r))),
+        loss=tuple(cse_block(eliminate_dead(list(program.forward), loss_r))),
+        grad=tuple(grad := cse_block(plain_grad)),
+        counts=count(grad, program.loss),
+        before_cse=count(plain_grad, program.loss),
+    )
+
+
+def _recompute(program: Program) -> Schedule:
+    if len(program.params) > RECOMPUTE_MAX_PARAMS:
+        raise SymnetError(
+            f"strategy 'recompute' inlines every gradient into one expression and is limited to "
+            f"{RECOMPUTE_MAX_PARAMS} parameters (this network has {len(program.params)}); "
+            f"use strategy 'store'")
+    inlined = inline(program)
+    outs = [Assign(o, inlined[o], "out", "inlined: nothing stored") for o in program.outputs]
+    loss = Assign(program.loss, inlined[program.loss], "loss", "E, inlined")
+    grads = [Assign(g, inlined[g], "grad", f"dE/d{p.name}, inlined: nothing shared")
+             for p, g in program.grads.items()]
+    grad = [loss] + grads
+    counts = count(grad, program.loss)
+    return Schedule(strategy="recompute", program=program, forward=tuple(outs), loss=(loss,),
+                    grad=tuple(grad), counts=counts, before_cse=counts)
+
+
+def inline(program: Program) -> dict[sp.Symbol, sp.Expr]:
+    """Every named value as one expression of inputs, targets and parameters."""
+    defs: dict[sp.Symbol, sp.Expr] = {}
+    for a in program.forward + program.backward:
+        defs[a.lhs] = a.rhs.xreplace(defs)
+    return defs
+
+
+def eliminate_dead(steps: list[Assign], results: set[sp.Symbol]) -> list[Assign]:
+    """Drop assignments nothing downstream (nor the results) uses."""
+    live = set(results)
+    kept = []
+    for a in reversed(steps):
+        if a.lhs in live:
+            kept.append(a)
+            live |= a.rhs.free_symbols
+    return kept[::-1]
+
+
+def cse_block(steps: list[Assign]) -> list[Assign]:
+    """sympy.cse over all right-hand sides together; each temporary is placed just before
+    its first use, so the block stays in dependency order. A step whose whole right-hand side
+    is one temporary gives that temporary its name instead of copying it."""
+    if not steps:
+        return []
+    names = sp.numbered_symbols("cse", real=True)
+    replacements, reduced = sp.cse([a.rhs for a in steps], symbols=names, order="none")
+    temps = dict(replacements)
+    alias: dict[sp.Symbol, Assign] = {}
+    for a, rhs in zip(steps, reduced):
+        if rhs in temps and rhs not in alias:
+            alias[rhs] = a
+    renamed = {c: a.lhs for c, a in alias.items()}
+    # how each temporary is referenced (its own name or its alias) -> (order, rhs, alias step)
+    pending = {}
+    for i, (c, d) in enumerate(replacements):
+        pending[renamed.get(c, c)] = (i, d.xreplace(renamed), alias.get(c))
+    placed: set[sp.Symbol] = set()
+    out: list[Assign] = []
+
+    def need(expr):
+        for sym in sorted(expr.free_symbols & pending.keys(), key=lambda q: pending[q][0]):
+            if sym in placed:
+                continue
+            placed.add(sym)
+            _, d, a = pending[sym]
+            need(d)
+            out.append(Assign(sym, d, a.role, a.comment, a.layer) if a is not None
+                       else Assign(sym, d, "temp", "shared subexpression (CSE)"))
+
+    for a, rhs in zip(steps, reduced):
+        need(rhs.xreplace(renamed))
+        if a.lhs not in pending:
+            out.append(Assign(a.lhs, rhs.xreplace(renamed), a.role, a.comment, a.layer))
+    return out
+
+
+def count(steps, loss: sp.Symbol) -> Counts:
+    forward = backward = temps = 0
+    in_backward = False
+    for a in steps:
+        ops = sp.count_ops(a.rhs)
+        if in_backward:
+            backward += ops
+        else:
+            forward += ops
+        if a.lhs == loss:
+            in_backward = True
+        if a.role not in ("grad", "loss"):
+            temps += 1
+    return Counts(forward, backward, temps)

@@ -1,0 +1,350 @@
+"""Stage 1: a TOML spec becomes a validated, frozen `Spec`.
+
+Every key is checked; unknown keys, wrong types and impossible values raise `SpecError`
+naming the file, the dotted key and what was expected. Nothing here knows about sympy or
+Numba: later stages take a `Spec` and never read TOML again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import keyword
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import SpecError
+from .functions import ACTIVATIONS, LOSSES
+
+BIAS_KINDS = ("per_unit", "shared", "none")
+REDUCTIONS = ("mean", "sum")
+OPTIMIZERS = ("sgd",)
+UPDATE_GROUPS = ("weights", "biases")
+INIT_SCHEMES = ("normal_0.01", "uniform_fan_in")
+DTYPES = ("float32", "float64")
+STRATEGIES = ("store", "recompute")
+
+
+@dataclass(frozen=True)
+class Activation:
+    name: str
+    params: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def kwargs(self) -> dict[str, float]:
+        return dict(self.params)
+
+    def describe(self) -> str:
+        if not self.params:
+            return self.name
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.params)
+        return f"{self.name}({inner})"
+
+
+@dataclass(frozen=True)
+class Layer:
+    units: int
+    activation: Activation
+    bias: str = "per_unit"
+
+
+@dataclass(frozen=True)
+class Network:
+    inputs: int
+    layers: tuple[Layer, ...]
+
+    @property
+    def outputs(self) -> int:
+        return self.layers[-1].units
+
+
+@dataclass(frozen=True)
+class Loss:
+    kind: str = "sse"
+    reduction: str = "mean"
+
+
+@dataclass(frozen=True)
+class Training:
+    optimizer: str = "sgd"
+    learning_rate: float = 0.1
+    update: tuple[str, ...] = ("weights", "biases")
+
+
+@dataclass(frozen=True)
+class Init:
+    scheme: str = "uniform_fan_in"
+    seed: int = 0
+    # explicit values, by parameter name, as nested tuples (hashable, frozen)
+    values: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def explicit(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
+@dataclass(frozen=True)
+class Codegen:
+    dtype: str = "float64"
+    strategy: str = "store"
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    network: Network
+    loss: Loss = field(default_factory=Loss)
+    training: Training = field(default_factory=Training)
+    init: Init = field(default_factory=Init)
+    codegen: Codegen = field(default_factory=Codegen)
+    source: str = "<dict>"  # file the spec came from (for messages and the module header)
+    sha256: str = ""  # of the file's bytes, or of the canonical dict
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Parameter names and shapes in order W1, b1, W2, b2, ... (absent biases left out)."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        units_in = self.network.inputs
+        for l, layer in enumerate(self.network.layers, start=1):
+            shapes[f"W{l}"] = (layer.units, units_in)
+            if layer.bias == "per_unit":
+                shapes[f"b{l}"] = (layer.units,)
+            elif layer.bias == "shared":
+                shapes[f"b{l}"] = ()
+            units_in = layer.units
+        return shapes
+
+    def n_params(self) -> int:
+        return sum(math.prod(s) for s in self.param_shapes().values())
+
+    def updated_params(self) -> tuple[str, ...]:
+        groups = set(self.training.update)
+        return tuple(
+            n
+            for n in self.param_shapes()
+            if (n.startswith("W") and "weights" in groups) or (n.startswith("b") and "biases" in groups)
+        )
+
+    def replace_codegen(self, **changes: str) -> Spec:
+        from dataclasses import replace
+
+        for key, value in changes.items():
+            allowed = DTYPES if key == "dtype" else STRATEGIES
+            if value not in allowed:
+                raise SpecError(self.source, f"codegen.{key}", _one_of(allowed), value)
+        return replace(self, codegen=replace(self.codegen, **changes))
+
+
+# ----------------------------------------------------------------------------------------
+# loading
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a TOML spec file."""
+    path = Path(path)
+    label = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(label, "", "a readable TOML file", exc.strerror, has_got=True) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise SpecError(label, "", "UTF-8 text", "undecodable bytes", has_got=True) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(label, "", f"valid TOML ({exc})") from None
+    return spec_from_dict(data, source=label, sha256=hashlib.sha256(raw).hexdigest())
+
+
+def spec_from_dict(data: Mapping[str, Any], source: str = "<dict>", sha256: str | None = None) -> Spec:
+    """Validate a spec given as a dict (the parsed TOML)."""
+    if sha256 is None:
+        sha256 = hashlib.sha256(repr(_canonical(data)).encode()).hexdigest()
+    v = _Validator(source)
+    top = v.table(data, "", required=("name", "network", "loss"),
+                  optional=("training", "init", "codegen"))
+    name = v.identifier(top["name"], "name")
+    network = _network(v, top["network"])
+    loss = _loss(v, top["loss"], network)
+    training = _training(v, top.get("training", {}))
+    codegen = _codegen(v, top.get("codegen", {}))
+    proto = Spec(name=name, network=network, loss=loss, training=training, codegen=codegen,
+                 source=source, sha256=sha256)
+    init = _init(v, top.get("init", {}), proto.param_shapes())
+    from dataclasses import replace
+
+    return replace(proto, init=init)
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _canonical(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_canonical(v) for v in value)
+    return value
+
+
+def _one_of(options) -> str:
+    return "one of " + ", ".join(f'"{o}"' for o in options)
+
+
+class _Validator:
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, key: str, expected: str, got: object = None, **kw):
+        raise SpecError(self.source, key, expected, got, **kw)
+
+    def table(self, value, key, required=(), optional=()):
+        if not isinstance(value, Mapping):
+            self.fail(key or "<top level>", "a table", value)
+        for k in value:
+            if k not in required and k not in optional:
+                allowed = ", ".join(list(required) + list(optional))
+                self.fail(_join(key, k), f"no such key (allowed here: {allowed})")
+        for k in required:
+            if k not in value:
+                self.fail(_join(key, k), "this key to be present (it is required)")
+        return value
+
+    def integer(self, value, key, minimum=None):
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(key, "an integer", value)
+        if minimum is not None and value < minimum:
+            self.fail(key, f"an integer >= {minimum}", value)
+        return value
+
+    def number(self, value, key, positive=False):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(key, "a number", value)
+        if not math.isfinite(value):
+            self.fail(key, "a finite number", value)
+        if positive and value <= 0:
+            self.fail(key, "a positive number", value)
+        return float(value)
+
+    def choice(self, value, key, options):
+        if not isinstance(value, str) or value not in options:
+            self.fail(key, _one_of(options), value)
+        return value
+
+    def identifier(self, value, key):
+        if not isinstance(value, str) or not value.isidentifier() or not value.isascii() \
+                or keyword.iskeyword(value) or value.startswith("_"):
+            self.fail(key, "a Python identifier (ASCII letters, digits, underscores; not a "
+                           "keyword; not starting with '_')", value)
+        return value
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _network(v: _Validator, raw) -> Network:
+    t = v.table(raw, "network", required=("inputs", "layers"))
+    inputs = v.integer(t["inputs"], "network.inputs", minimum=1)
+    layers_raw = t["layers"]
+    if not isinstance(layers_raw, list) or not layers_raw:
+        v.fail("network.layers", "a non-empty array of tables ([[network.layers]])", layers_raw)
+    layers = []
+    for i, lr in enumerate(layers_raw):
+        key = f"network.layers[{i}]"
+        lt = v.table(lr, key, required=("units", "activation"), optional=("bias",))
+        units = v.integer(lt["units"], f"{key}.units", minimum=1)
+        act = _activation(v, lt["activation"], f"{key}.activation")
+        bias = v.choice(lt.get("bias", "per_unit"), f"{key}.bias", BIAS_KINDS)
+        layers.append(Layer(units=units, activation=act, bias=bias))
+    return Network(inputs=inputs, layers=tuple(layers))
+
+
+def _activation(v: _Validator, raw, key: str) -> Activation:
+    if isinstance(raw, str):
+        name, given = raw, {}
+    elif isinstance(raw, Mapping):
+        if "name" not in raw:
+            v.fail(f"{key}.name", "this key to be present (the activation's name)")
+        name, given = raw["name"], {k: x for k, x in raw.items() if k != "name"}
+    else:
+        v.fail(key, "an activation name or an inline table { name = ..., ... }", raw)
+    v.choice(name, key if isinstance(raw, str) else f"{key}.name", tuple(ACTIVATIONS))
+    entry = ACTIVATIONS[name]
+    params = []
+    for pname in given:
+        if pname not in entry.params:
+            allowed = ", ".join(entry.params) or "none"
+            v.fail(f"{key}.{pname}", f"no such parameter of {name} (allowed: {allowed})")
+    for pname, default in entry.params.items():
+        params.append((pname, v.number(given.get(pname, default), f"{key}.{pname}")))
+    return Activation(name=name, params=tuple(params))
+
+
+def _loss(v: _Validator, raw, network: Network) -> Loss:
+    t = v.table(raw, "loss", required=("kind",), optional=("reduction",))
+    kind = v.choice(t["kind"], "loss.kind", tuple(LOSSES))
+    reduction = v.choice(t.get("reduction", "mean"), "loss.reduction", REDUCTIONS)
+    needs = LOSSES[kind].requires_output
+    last = network.layers[-1].activation.name
+    if needs and last != needs:
+        v.fail("loss.kind", f"a {needs} output layer for loss {kind!r} "
+                            f"(the last layer's activation is {last!r})")
+    return Loss(kind=kind, reduction=reduction)
+
+
+def _training(v: _Validator, raw) -> Training:
+    t = v.table(raw, "training", optional=("optimizer", "learning_rate", "update"))
+    opt = v.choice(t.get("optimizer", "sgd"), "training.optimizer", OPTIMIZERS)
+    lr = v.number(t.get("learning_rate", 0.1), "training.learning_rate", positive=True)
+    update = t.get("update", list(UPDATE_GROUPS))
+    if not isinstance(update, list) or not all(isinstance(u, str) for u in update):
+        v.fail("training.update", 'an array of "weights" and/or "biases"', update)
+    for i, u in enumerate(update):
+        v.choice(u, f"training.update[{i}]", UPDATE_GROUPS)
+    return Training(optimizer=opt, learning_rate=lr, update=tuple(dict.fromkeys(update)))
+
+
+def _codegen(v: _Validator, raw) -> Codegen:
+    t = v.table(raw, "codegen", optional=("dtype", "strategy"))
+    return Codegen(dtype=v.choice(t.get("dtype", "float64"), "codegen.dtype", DTYPES),
+                   strategy=v.choice(t.get("strategy", "store"), "codegen.strategy", STRATEGIES))
+
+
+def _init(v: _Validator, raw, shapes: dict[str, tuple[int, ...]]) -> Init:
+    if not isinstance(raw, Mapping):
+        v.fail("init", "a table", raw)
+    scheme = v.choice(raw.get("scheme", "uniform_fan_in"), "init.scheme", INIT_SCHEMES)
+    seed = v.integer(raw.get("seed", 0), "init.seed", minimum=0)
+    values = []
+    for k, val in raw.items():
+        if k in ("scheme", "seed"):
+            continue
+        if k not in shapes:
+            names = ", ".join(list(shapes) + ["scheme", "seed"])
+            v.fail(f"init.{k}", f"no such key (allowed here: {names})")
+        values.append((k, _array_value(v, val, f"init.{k}", shapes[k])))
+    return Init(scheme=scheme, seed=seed, values=tuple(values))
+
+
+def _describe_shape(shape: tuple[int, ...]) -> str:
+    if shape == ():
+        return "a number (shape ())"
+    if len(shape) == 1:
+        return f"an array of {shape[0]} numbers (shape {shape})"
+    return f"an array of {shape[0]} arrays of {shape[1]} numbers (shape {shape})"
+
+
+def _array_value(v: _Validator, value, key: str, shape: tuple[int, ...]):
+    def walk(x, dims):
+        if not dims:
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+                raise ValueError
+            return float(x)
+        if not isinstance(x, list) or len(x) != dims[0]:
+            raise ValueError
+        return tuple(walk(e, dims[1:]) for e in x)
+
+    try:
+        return walk(value, shape)
+    except ValueError:
+        v.fail(key, _describe_shape(shape), value)

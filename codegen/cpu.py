@@ -114,7 +114,8 @@ def context(spec: Spec, schedule: Schedule, *, version: str, spec_file: str) -> 
     init_values = {k: _nested(v) for k, v in spec.init.explicit.items()}
     return {
         "version": version,
-        "spec_file": spec_file,
+        "spec_file": spec_file.encode("unicode_escape").decode("ascii"),  # for comments
+        "spec_file_literal": repr(spec_file),
         "sha256": spec.sha256,
         "spec": spec,
         "name": spec.name,

@@ -7,6 +7,7 @@ no file written.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import sympy as sp
 
 from . import __version__
 from .compiler import build, write
-from .errors import SymnetError
+from .errors import SymnetError, one_line
 from .schedule import schedule
 from .spec import DTYPES, STRATEGIES, load_spec
 
@@ -46,8 +47,12 @@ def main(argv: list[str] | None = None) -> int:
             return _compile(args)
         return _inspect(args)
     except SymnetError as exc:
-        print(f"symnet: error: {exc}", file=sys.stderr)
+        print(f"symnet: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `symnet inspect ... | head`: stop quietly
+        # what is still buffered for stdout goes to /dev/null at exit, not into a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def _compile(args) -> int:
@@ -55,7 +60,11 @@ def _compile(args) -> int:
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise SymnetError(f"{out_dir}: expected a directory for -o/--out-dir")
-    path = write(compiled, out_dir)
+    try:
+        path = write(compiled, out_dir)
+    except OSError as exc:
+        raise SymnetError(f"{out_dir}: expected a writable directory for -o/--out-dir "
+                          f"({exc.strerror or exc})") from None
     spec, sched = compiled.spec, compiled.schedule
     c, b = sched.counts, sched.before_cse
     print(path)
@@ -71,7 +80,9 @@ def _compile(args) -> int:
 
 def _inspect(args) -> int:
     spec = load_spec(args.spec)
-    compiled = build(spec)
+    # built with store whatever the spec says: the recompute form may be refused for this
+    # network, and then its row of the table says why instead of the whole command failing
+    compiled = build(spec, strategy="store")
     prog = compiled.program
 
     def show(a):
@@ -86,11 +97,9 @@ def _inspect(args) -> int:
     for a in prog.backward:
         print(show(a))
     print()
-    rows = [("store", compiled.schedule if spec.codegen.strategy == "store"
-             else schedule(prog, "store"))]
+    rows = [("store", compiled.schedule)]
     try:
-        rows.append(("recompute", compiled.schedule if spec.codegen.strategy == "recompute"
-                     else schedule(prog, "recompute")))
+        rows.append(("recompute", schedule(prog, "recompute")))
     except SymnetError as exc:
         rows.append(("recompute", str(exc)))
     print("# store versus recompute (sympy.count_ops per sample)")

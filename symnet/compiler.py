@@ -48,7 +48,7 @@ def check_size(spec: Spec) -> None:
         raise SpecError(spec.source, "network",
                         f"at most {MAX_SCALAR_PARAMS} parameters for the unrolled (scalar) form "
                         f"(Numba's compile time grows too fast beyond it; wide networks need the "
-                        f"loop form, not built yet)", f"{n} parameters", has_got=True)
+                        f"loop form, not built yet)", n)
 
 
 def build(spec: Spec, strategy: str | None = None, dtype: str | None = None) -> Compiled:

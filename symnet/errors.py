@@ -17,9 +17,18 @@ class SpecError(SymnetError):
         self.got = got
         shown = f", got {_show(got)}" if (got is not None if has_got is None else has_got) else ""
         where = f"{file}: {key}" if key else file
-        super().__init__(f"{where}: expected {expected}{shown}")
+        super().__init__(one_line(f"{where}: expected {expected}{shown}"))
+
+
+def one_line(text: str) -> str:
+    """`text` with every control character (newline, tab, escape, ...) shown as an escape,
+    so that a message built from untrusted names is one line of plain text."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _show(value: object) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long for str() (sys.get_int_max_str_digits())
+        text = f"<{type(value).__name__} too long to show>"
     return text if len(text) <= 60 else text[:57] + "..."

@@ -24,6 +24,11 @@ from .program import Assign, Program
 RECOMPUTE_MAX_PARAMS = 60
 
 
+# Numba compiles about 300 inlined operations a second here (5,500 took 30 s), so the
+# inlined gradients are capped too (measured: see docs/benchmarks.md).
+RECOMPUTE_MAX_OPS = 3000
+
+
 @dataclass(frozen=True)
 class Counts:
     forward_ops: int
@@ -82,6 +87,12 @@ def _recompute(program: Program) -> Schedule:
             f"{RECOMPUTE_MAX_PARAMS} parameters (this network has {len(program.params)}); "
             f"use strategy 'store'")
     inlined = inline(program)
+    size = sum(sp.count_ops(inlined[g]) for g in program.grads.values())
+    if size > RECOMPUTE_MAX_OPS:
+        raise SymnetError(
+            f"strategy 'recompute' would inline the gradients into {size} operations per sample "
+            f"(the limit is {RECOMPUTE_MAX_OPS}: Numba's compile time grows with them); "
+            f"use strategy 'store'")
     outs = [Assign(o, inlined[o], "out", "inlined: nothing stored") for o in program.outputs]
     loss = Assign(program.loss, inlined[program.loss], "loss", "E, inlined")
     grads = [Assign(g, inlined[g], "grad", f"dE/d{p.name}, inlined: nothing shared")

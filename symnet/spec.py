@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import keyword
 import math
+import re
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +28,18 @@ UPDATE_GROUPS = ("weights", "biases")
 INIT_SCHEMES = ("normal_0.01", "uniform_fan_in")
 DTYPES = ("float32", "float64")
 STRATEGIES = ("store", "recompute")
+
+# `name` becomes the generated module's file name and its name in sys.modules: keep it short
+# enough for any file system, and never the name of a module the process may already use.
+MAX_NAME_LENGTH = 100
+RESERVED_NAMES = frozenset(sys.stdlib_module_names) | {
+    "symnet", "codegen", "templates", "numpy", "numba", "llvmlite", "sympy", "scipy", "jinja2",
+    "markupsafe", "mpmath",
+}
+# Sanity bound on network.inputs and units (the compiler's own size limit is far lower; this
+# one only keeps absurd integers out of the arithmetic and the messages).
+MAX_UNITS = 1_000_000
+MAX_SEED = 2**64 - 1
 
 
 @dataclass(frozen=True)
@@ -151,31 +165,35 @@ def load_spec(path: str | Path) -> Spec:
         raise SpecError(label, "", "a readable TOML file", exc.strerror, has_got=True) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise SpecError(label, "", "UTF-8 text", "undecodable bytes", has_got=True) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(label, "", f"UTF-8 text (byte {exc.start} is not valid UTF-8)") from None
     except tomllib.TOMLDecodeError as exc:
+        raise SpecError(label, "", f"valid TOML ({exc})") from None
+    except RecursionError:
+        raise SpecError(label, "", "valid TOML (arrays or tables nested too deeply)") from None
+    except ValueError as exc:  # e.g. an integer beyond sys.get_int_max_str_digits()
         raise SpecError(label, "", f"valid TOML ({exc})") from None
     return spec_from_dict(data, source=label, sha256=hashlib.sha256(raw).hexdigest())
 
 
 def spec_from_dict(data: Mapping[str, Any], source: str = "<dict>", sha256: str | None = None) -> Spec:
     """Validate a spec given as a dict (the parsed TOML)."""
-    if sha256 is None:
-        sha256 = hashlib.sha256(repr(_canonical(data)).encode()).hexdigest()
     v = _Validator(source)
     top = v.table(data, "", required=("name", "network", "loss"),
                   optional=("training", "init", "codegen"))
-    name = v.identifier(top["name"], "name")
+    name = v.module_name(top["name"], "name")
     network = _network(v, top["network"])
     loss = _loss(v, top["loss"], network)
     training = _training(v, top.get("training", {}))
     codegen = _codegen(v, top.get("codegen", {}))
     proto = Spec(name=name, network=network, loss=loss, training=training, codegen=codegen,
-                 source=source, sha256=sha256)
+                 source=source)
     init = _init(v, top.get("init", {}), proto.param_shapes())
+    if sha256 is None:  # only once valid: every value is then bounded and printable
+        sha256 = hashlib.sha256(repr(_canonical(data)).encode()).hexdigest()
     from dataclasses import replace
 
-    return replace(proto, init=init)
+    return replace(proto, init=init, sha256=sha256)
 
 
 def _canonical(value: Any) -> Any:
@@ -209,9 +227,11 @@ class _Validator:
                 self.fail(_join(key, k), "this key to be present (it is required)")
         return value
 
-    def integer(self, value, key, minimum=None):
+    def integer(self, value, key, minimum=None, maximum=None):
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(key, "an integer", value)
+        if maximum is not None and value > maximum:
+            self.fail(key, f"an integer <= {maximum}", value)
         if minimum is not None and value < minimum:
             self.fail(key, f"an integer >= {minimum}", value)
         return value
@@ -219,7 +239,7 @@ class _Validator:
     def number(self, value, key, positive=False):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(key, "a number", value)
-        if not math.isfinite(value):
+        if not _finite(value):
             self.fail(key, "a finite number", value)
         if positive and value <= 0:
             self.fail(key, "a positive number", value)
@@ -237,14 +257,40 @@ class _Validator:
                            "keyword; not starting with '_')", value)
         return value
 
+    def module_name(self, value, key):
+        self.identifier(value, key)
+        if len(value) > MAX_NAME_LENGTH:
+            self.fail(key, f"at most {MAX_NAME_LENGTH} characters (it names the generated "
+                           f"file; this one has {len(value)})")
+        if value in RESERVED_NAMES:
+            self.fail(key, "a name that is not a standard-library or dependency module (it "
+                           "becomes the generated module's name)", value)
+        return value
 
-def _join(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _join(prefix: str, key: object) -> str:
+    """The dotted key `prefix.key`, quoting a key TOML would quote and shortening a long one."""
+    text = str(key)
+    if not _BARE_KEY.fullmatch(text):
+        text = repr(text if len(text) <= 40 else text[:37] + "...")
+    elif len(text) > 40:
+        text = text[:37] + "..."
+    return f"{prefix}.{text}" if prefix else text
+
+
+def _finite(x) -> bool:
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _network(v: _Validator, raw) -> Network:
     t = v.table(raw, "network", required=("inputs", "layers"))
-    inputs = v.integer(t["inputs"], "network.inputs", minimum=1)
+    inputs = v.integer(t["inputs"], "network.inputs", minimum=1, maximum=MAX_UNITS)
     layers_raw = t["layers"]
     if not isinstance(layers_raw, list) or not layers_raw:
         v.fail("network.layers", "a non-empty array of tables ([[network.layers]])", layers_raw)
@@ -252,7 +298,7 @@ def _network(v: _Validator, raw) -> Network:
     for i, lr in enumerate(layers_raw):
         key = f"network.layers[{i}]"
         lt = v.table(lr, key, required=("units", "activation"), optional=("bias",))
-        units = v.integer(lt["units"], f"{key}.units", minimum=1)
+        units = v.integer(lt["units"], f"{key}.units", minimum=1, maximum=MAX_UNITS)
         act = _activation(v, lt["activation"], f"{key}.activation")
         bias = v.choice(lt.get("bias", "per_unit"), f"{key}.bias", BIAS_KINDS)
         layers.append(Layer(units=units, activation=act, bias=bias))
@@ -274,7 +320,7 @@ def _activation(v: _Validator, raw, key: str) -> Activation:
     for pname in given:
         if pname not in entry.params:
             allowed = ", ".join(entry.params) or "none"
-            v.fail(f"{key}.{pname}", f"no such parameter of {name} (allowed: {allowed})")
+            v.fail(_join(key, pname), f"no such parameter of {name} (allowed: {allowed})")
     for pname, default in entry.params.items():
         params.append((pname, v.number(given.get(pname, default), f"{key}.{pname}")))
     return Activation(name=name, params=tuple(params))
@@ -314,14 +360,14 @@ def _init(v: _Validator, raw, shapes: dict[str, tuple[int, ...]]) -> Init:
     if not isinstance(raw, Mapping):
         v.fail("init", "a table", raw)
     scheme = v.choice(raw.get("scheme", "uniform_fan_in"), "init.scheme", INIT_SCHEMES)
-    seed = v.integer(raw.get("seed", 0), "init.seed", minimum=0)
+    seed = v.integer(raw.get("seed", 0), "init.seed", minimum=0, maximum=MAX_SEED)
     values = []
     for k, val in raw.items():
         if k in ("scheme", "seed"):
             continue
         if k not in shapes:
             names = ", ".join(list(shapes) + ["scheme", "seed"])
-            v.fail(f"init.{k}", f"no such key (allowed here: {names})")
+            v.fail(_join("init", k), f"no such key (allowed here: {names})")
         values.append((k, _array_value(v, val, f"init.{k}", shapes[k])))
     return Init(scheme=scheme, seed=seed, values=tuple(values))
 
@@ -337,7 +383,7 @@ def _describe_shape(shape: tuple[int, ...]) -> str:
 def _array_value(v: _Validator, value, key: str, shape: tuple[int, ...]):
     def walk(x, dims):
         if not dims:
-            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not _finite(x):
                 raise ValueError
             return float(x)
         if not isinstance(x, list) or len(x) != dims[0]:

@@ -1,0 +1,46 @@
+"""Shared test plumbing: any test taking a `bad_spec` argument runs once per file of
+tests/bad_specs/ (see BadSpec for the file format)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+BAD_SPECS = Path(__file__).resolve().parent / "bad_specs"
+
+
+@dataclass(frozen=True)
+class BadSpec:
+    """A spec file that must be refused. Its first lines are comments:
+
+    - ``# error: TEXT`` (one or more, the first on line 1): the one-line error contains TEXT;
+    - ``# raises-from: build`` (optional): the loader accepts it and `symnet.build` refuses it.
+    """
+
+    path: Path
+    expected: tuple[str, ...]
+    stage: str  # "load" or "build"
+
+
+def read_bad_spec(path: Path) -> BadSpec:
+    lines = path.read_bytes().decode("utf-8", "replace").splitlines()
+    if not lines or not lines[0].startswith("# error: "):
+        raise ValueError(f"{path}: the first line must be '# error: <expected text>'")
+    head = []
+    for line in lines:
+        if not line.startswith("#"):
+            break
+        head.append(line)
+    expected = tuple(h[len("# error: "):] for h in head if h.startswith("# error: "))
+    stage = "build" if "# raises-from: build" in head else "load"
+    return BadSpec(path, expected, stage)
+
+
+def bad_specs() -> list[BadSpec]:
+    return [read_bad_spec(p) for p in sorted(BAD_SPECS.glob("*.toml"))]
+
+
+def pytest_generate_tests(metafunc):
+    if "bad_spec" in metafunc.fixturenames:
+        corpus = bad_specs()
+        metafunc.parametrize("bad_spec", corpus, ids=[c.path.stem for c in corpus])

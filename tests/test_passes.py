@@ -1,0 +1,228 @@
+"""Each pipeline stage on its own: lowering, differentiation, scheduling, printing, writing."""
+
+import ast
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import symnet
+from codegen.printer import NumbaPrinter
+from codegen.writer import write_if_changed
+from symnet import functions
+from symnet.autodiff import differentiate
+from symnet.errors import SymnetError
+from symnet.lower import lower
+from symnet.schedule import RECOMPUTE_MAX_OPS, schedule
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+S = {n: sp.Symbol(n, real=True) for n in
+     "i1 i2 t1 t2 w1 w2 w5 b1 b2 net_h1 out_h1 net_o1 out_o1 delta_o1 dE_dout_o1".split()}
+
+
+def _two_layer(act="sigmoid", loss="sse", out_act=None):
+    return symnet.spec_from_dict({
+        "name": "n",
+        "network": {"inputs": 2, "layers": [
+            {"units": 2, "activation": act, "bias": "shared"},
+            {"units": 2, "activation": out_act or act, "bias": "shared"}]},
+        "loss": {"kind": loss},
+    })
+
+
+def _defs(block):
+    return {a.lhs: a.rhs for a in block}
+
+
+def test_lowering_uses_the_lecture_names_and_numbering():
+    prog = lower(symnet.load_spec(EXAMPLES / "mazur.toml"))
+    d = _defs(prog.forward)
+    assert d[S["net_h1"]] == S["w1"] * S["i1"] + S["w2"] * S["i2"] + S["b1"]
+    assert d[S["out_h1"]] == 1 / (1 + sp.exp(-S["net_h1"]))
+    w5 = next(p for p in prog.params if p.symbol.name == "w5")
+    assert (w5.array, w5.index) == ("W2", (0, 0))
+    w7 = next(p for p in prog.params if p.symbol.name == "w7")
+    assert (w7.array, w7.index) == ("W2", (1, 0))
+    assert [p.array for p in prog.params][:5] == ["W1"] * 4 + ["b1"]
+    assert [o.name for o in prog.outputs] == ["out_o1", "out_o2"]
+
+
+@pytest.mark.parametrize("act, banned", [("sigmoid", sp.exp), ("tanh", sp.tanh)])
+def test_derivatives_are_written_in_the_stored_output(act, banned):
+    prog = differentiate(lower(_two_layer(act)))
+    deltas = [a for a in prog.backward if a.role == "delta"]
+    assert deltas
+    for a in deltas:
+        assert not a.rhs.has(banned), a  # f'(net) written with out, not recomputed
+        assert not any(s.name.startswith("net_") for s in a.rhs.free_symbols)
+    d = _defs(prog.backward)
+    out = S["out_o1"]
+    local = sp.simplify(d[S["delta_o1"]] / S["dE_dout_o1"])
+    want = out * (1 - out) if act == "sigmoid" else 1 - out ** 2
+    assert sp.simplify(local - want) == 0
+
+
+def test_bce_on_sigmoid_gives_delta_y_minus_t():
+    prog = differentiate(lower(_two_layer("tanh", "bce", out_act="sigmoid")))
+    d = _defs(prog.backward)
+    assert sp.expand(d[S["delta_o1"]] - (S["out_o1"] - S["t1"])) == 0
+
+
+def test_relu_derivative_is_a_step_in_net():
+    prog = differentiate(lower(_two_layer("relu")))
+    d = _defs(prog.backward)
+    rhs = d[sp.Symbol("delta_h1", real=True)]
+    assert rhs.has(sp.Piecewise)
+    dE = sp.Symbol("dE_dout_h1", real=True)
+    net = S["net_h1"]
+    assert rhs.subs({net: 2.0, dE: 3.0}) == 3.0
+    assert rhs.subs({net: -2.0, dE: 3.0}) == 0
+
+
+def test_a_new_registry_entry_is_differentiated_by_sympy(monkeypatch):
+    """One registry entry is all an activation needs: its derivative is derived."""
+    softsign = functions.ActivationDef("softsign", lambda v: v / (1 + sp.Abs(v)))
+    monkeypatch.setitem(functions.ACTIVATIONS, "softsign", softsign)
+    prog = differentiate(lower(_two_layer("softsign")))
+    d = _defs(prog.backward)
+    x = sp.Symbol("x", real=True)
+    want = sp.diff(x / (1 + sp.Abs(x)), x)
+    local = d[sp.Symbol("delta_h1", real=True)] / sp.Symbol("dE_dout_h1", real=True)
+    for value in (-1.7, 0.4, 2.5):
+        got = local.subs(S["net_h1"], value).subs(S["out_h1"], value / (1 + abs(value)))
+        assert float(got) == pytest.approx(float(want.subs(x, value)))
+
+
+def _in_dependency_order(block, prog):
+    known = set(prog.inputs) | set(prog.targets) | set(prog.param_symbols)
+    for a in block:
+        assert a.rhs.free_symbols <= known, (a, a.rhs.free_symbols - known)
+        known.add(a.lhs)
+
+
+@pytest.mark.parametrize("strategy", ["store", "recompute"])
+@pytest.mark.parametrize("act", ["sigmoid", "tanh", "relu"])
+def test_schedules_are_in_dependency_order(strategy, act):
+    prog = differentiate(lower(_two_layer(act)))
+    sched = schedule(prog, strategy)
+    for block in (sched.forward, sched.loss, sched.grad):
+        _in_dependency_order(block, prog)
+    produced = {a.lhs for a in sched.grad}
+    assert set(prog.grads.values()) <= produced and prog.loss in produced
+
+
+def test_store_and_recompute_figures():
+    prog = differentiate(lower(symnet.load_spec(EXAMPLES / "mazur.toml")))
+    store, recompute = schedule(prog, "store"), schedule(prog, "recompute")
+    assert recompute.counts.temporaries == 0
+    assert store.counts.temporaries > 0
+    assert store.counts.backward_ops * 10 < recompute.counts.backward_ops
+    assert store.counts.total_ops <= store.before_cse.total_ops
+    # store and recompute compute the same function: compare at a random point
+    rng = np.random.default_rng(0)
+    point = {s: float(rng.normal()) for s in prog.inputs + prog.targets + prog.param_symbols}
+
+    def evaluate(block):
+        env = dict(point)
+        for a in block:
+            env[a.lhs] = float(a.rhs.xreplace(env))
+        return env
+
+    e1, e2 = evaluate(store.grad), evaluate(recompute.grad)
+    for g in prog.grads.values():
+        assert e1[g] == pytest.approx(e2[g], rel=1e-12)
+
+
+def test_recompute_refuses_what_would_not_compile_in_time():
+    spec = symnet.spec_from_dict({
+        "name": "deep", "network": {"inputs": 3, "layers": [
+            {"units": 4, "activation": "tanh"}, {"units": 4, "activation": "tanh"},
+            {"units": 3, "activation": "tanh"}]},
+        "loss": {"kind": "mse"}})
+    with pytest.raises(SymnetError, match=f"limit is {RECOMPUTE_MAX_OPS}"):
+        schedule(differentiate(lower(spec)), "recompute")
+
+
+def _run(code, **env):
+    return eval(code, {"np": np}, env)  # the printed code of a trusted test expression
+
+
+def test_printer_prints_numbers_in_the_kernel_dtype():
+    x = sp.Symbol("x")
+    expr = sp.Rational(1, 2) * x + 1 - 3 * x ** 2
+    p64, p32 = NumbaPrinter("float64"), NumbaPrinter("float32")
+    assert "np.float32(0.5)" in p32.doprint(expr) and "np.float32(3.0)" in p32.doprint(expr)
+    assert "np.float32" not in p64.doprint(expr)
+    value = _run(p32.doprint(expr), x=np.float32(1.5))
+    assert isinstance(value, np.float32)
+    assert _run(p64.doprint(expr), x=1.5) == pytest.approx(0.75 + 1 - 6.75)
+
+
+def test_printer_softplus_is_stable():
+    x, t = sp.symbols("x t")
+    expr = sp.log(1 + sp.exp(x)) - t * x
+    code = NumbaPrinter().doprint(expr)
+    assert "logaddexp" in code
+    assert _run(code, x=1e4, t=1.0) == pytest.approx(0.0, abs=1e-9)
+    assert _run(code, x=-1e4, t=0.0) == pytest.approx(0.0, abs=1e-9)
+    assert _run(code, x=0.3, t=0.2) == pytest.approx(np.log1p(np.exp(0.3)) - 0.06)
+
+
+@pytest.mark.parametrize("expr, point", [
+    ("x**2/y", {"x": 1.5, "y": -0.7}),
+    ("1/(x*y**3)", {"x": 1.5, "y": -0.7}),
+    ("x**(-2) + sqrt(y)", {"x": 1.5, "y": 0.7}),
+    ("x**7 - y**(3/2)", {"x": 1.1, "y": 0.7}),
+    ("tanh(x)*exp(-y)/(1 + exp(-x))", {"x": 1.1, "y": 0.7}),
+    ("Piecewise((x, x > 0), (0.2*x, True))", {"x": -1.1}),
+    ("Piecewise((x, x > 0), (0.2*x, True))", {"x": 1.1}),
+])
+def test_printed_code_evaluates_like_sympy(expr, point):
+    e = sp.sympify(expr)  # a fixed expression written in this test, not user input
+    syms = {s.name: s for s in e.free_symbols}
+    want = float(e.xreplace({syms[k]: v for k, v in point.items() if k in syms}))
+    assert _run(NumbaPrinter().doprint(e), **point) == pytest.approx(want, rel=1e-14)
+
+
+def test_writer_is_atomic_and_skips_identical_text(tmp_path):
+    path = tmp_path / "m.py"
+    assert write_if_changed(path, "a = 1\n") is True
+    os.utime(path, (1_000_000, 1_000_000))
+    assert write_if_changed(path, "a = 1\n") is False
+    assert path.stat().st_mtime == 1_000_000
+    assert write_if_changed(path, "a = 2\n") is True
+    assert path.read_text() == "a = 2\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.py"]  # no temporary left
+
+
+def test_generated_module_is_standalone_and_says_where_it_came_from(tmp_path):
+    spec_path = EXAMPLES / "mazur.toml"
+    compiled = symnet.build(symnet.load_spec(spec_path))
+    tree = ast.parse(compiled.source)
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module.split(".")[0])
+    assert imported == {"numpy", "numba"}
+    kernels = [f for f in tree.body if isinstance(f, ast.FunctionDef) and f.decorator_list]
+    assert {f.name for f in kernels} == {"_forward", "_loss", "_grad", "_train_step", "_fit"}
+    for f in kernels:
+        assert ast.unparse(f.decorator_list[0]) == "njit(cache=True)"
+    head = "\n".join(compiled.source.splitlines()[:3])
+    assert symnet.__version__ in head and "mazur.toml" in head
+    assert hashlib.sha256(spec_path.read_bytes()).hexdigest() in head
+    for name in ("net_h1", "out_o2", "delta_o1", "dE_dw5", "dE_dout_h1"):
+        assert f"{name} = " in compiled.source
+
+
+def test_spec_file_name_cannot_inject_code(tmp_path):
+    bad = tmp_path / 'x".toml'
+    bad.write_bytes((EXAMPLES / "mazur.toml").read_bytes())
+    compiled = symnet.build(symnet.load_spec(bad))
+    ast.parse(compiled.source)  # still valid Python
+    assert 'SPEC_FILE = \'x".toml\'' in compiled.source

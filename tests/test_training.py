@@ -1,0 +1,141 @@
+"""train_step and fit against grad; store against recompute; float32 against float64."""
+
+import numpy as np
+import pytest
+from _reference import random_data, random_params, random_spec
+
+import symnet
+
+
+def _spec(update=("weights", "biases"), strategy="store", dtype="float64", reduction="mean"):
+    return {
+        "name": "net",
+        "network": {"inputs": 3, "layers": [
+            {"units": 4, "activation": "tanh"},
+            {"units": 2, "activation": "sigmoid", "bias": "shared"},
+        ]},
+        "loss": {"kind": "bce", "reduction": reduction},
+        "training": {"learning_rate": 0.3, "update": list(update)},
+        "init": {"scheme": "uniform_fan_in", "seed": 3},
+        "codegen": {"strategy": strategy, "dtype": dtype},
+    }
+
+
+def _data(rng, n=6):
+    return rng.normal(size=(n, 3)), rng.uniform(size=(n, 2))
+
+
+@pytest.mark.parametrize("update", [("weights",), ("biases",), ("weights", "biases"), ()])
+def test_train_step_is_sgd_on_updated_names(update, tmp_path):
+    m = symnet.compile(_spec(update), tmp_path)
+    rng = np.random.default_rng(1)
+    X, T = _data(rng)
+    p = random_params(rng, m.PARAM_SHAPES)
+    before = {k: v.copy() for k, v in p.items()}
+    E, g = m.grad(p, X, T)
+    assert m.train_step(p, X, T, lr=0.25) == E
+    for name in p:
+        kind = "weights" if name.startswith("W") else "biases"
+        want = before[name] - 0.25 * g[name] if kind in update else before[name]
+        np.testing.assert_allclose(p[name], want, rtol=0, atol=1e-15)
+
+
+def test_train_step_default_learning_rate(tmp_path):
+    m = symnet.compile(_spec(), tmp_path)
+    rng = np.random.default_rng(2)
+    X, T = _data(rng)
+    p = m.init_params()
+    w = p["W1"].copy()
+    _, g = m.grad(p, X, T)
+    m.train_step(p, X, T)
+    np.testing.assert_allclose(p["W1"], w - 0.3 * g["W1"], atol=1e-15)
+
+
+def test_fit_equals_repeated_train_step(tmp_path):
+    m = symnet.compile(_spec(), tmp_path)
+    rng = np.random.default_rng(3)
+    X, T = _data(rng)
+    a, b = m.init_params(), m.init_params()
+    losses = m.fit(a, X, T, 25, lr=0.2)
+    stepped = [m.train_step(b, X, T, lr=0.2) for _ in range(25)]
+    np.testing.assert_allclose(losses, stepped, rtol=1e-13)
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-13, atol=1e-15)
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("index", [1, 3, 7])
+def test_store_and_recompute_agree(index, tmp_path):
+    rng = np.random.default_rng(200 + index)
+    spec = random_spec(rng, index)
+    store = symnet.compile(spec, tmp_path / "store", strategy="store")
+    recompute = symnet.compile(spec, tmp_path / "recompute", strategy="recompute")
+    assert recompute.STRATEGY == "recompute"
+    params = random_params(rng, store.PARAM_SHAPES)
+    X, T = random_data(rng, spec)
+    E1, g1 = store.grad(params, X, T)
+    E2, g2 = recompute.grad(params, X, T)
+    assert E1 == pytest.approx(E2, rel=1e-12)
+    for name in g1:
+        np.testing.assert_allclose(g1[name], g2[name], rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(store.forward(params, X), recompute.forward(params, X), rtol=1e-12)
+
+
+def test_float32_module_computes_in_float32(tmp_path):
+    m64 = symnet.compile(_spec(), tmp_path / "f64")
+    m32 = symnet.compile(_spec(dtype="float32"), tmp_path / "f32")
+    assert m32.DTYPE is np.float32
+    rng = np.random.default_rng(4)
+    X, T = _data(rng)
+    p64 = m64.init_params()
+    p32 = m32.init_params()
+    assert all(v.dtype == np.float32 for v in p32.values())
+    E32, g32 = m32.grad(p32, X, T)
+    E64, g64 = m64.grad(p64, X, T)
+    assert all(v.dtype == np.float32 for v in g32.values())
+    assert m32.forward(p32, X).dtype == np.float32
+    assert E32 == pytest.approx(E64, rel=1e-5)
+    for name in g64:
+        np.testing.assert_allclose(g32[name], g64[name], rtol=1e-4, atol=1e-6)
+    assert m32.fit(p32, X, T, 5).dtype == np.float32
+
+
+def test_init_schemes(tmp_path):
+    spec = _spec()
+    spec["init"] = {"scheme": "normal_0.01", "seed": 7}
+    m = symnet.compile(spec, tmp_path / "a")
+    p = m.init_params()
+    assert set(p) == {"W1", "b1", "W2", "b2"}
+    assert p["b1"].shape == (4,) and p["b2"].shape == ()
+    assert np.all(p["b1"] == 0) and p["b2"] == 0
+    assert 0.001 < np.std(np.concatenate([p["W1"].ravel(), p["W2"].ravel()])) < 0.03
+    np.testing.assert_array_equal(m.init_params()["W1"], p["W1"])  # seeded by the spec
+    assert not np.array_equal(m.init_params(seed=8)["W1"], p["W1"])
+
+    spec["init"] = {"scheme": "uniform_fan_in", "seed": 7}
+    m = symnet.compile(spec, tmp_path / "b")
+    p = m.init_params()
+    assert np.all(np.abs(p["W1"]) <= 1 / np.sqrt(3)) and np.all(np.abs(p["W2"]) <= 1 / 2)
+    assert np.abs(p["W1"]).max() > 0.3  # spread over the range, not near zero
+
+
+def test_wrong_arguments_raise_value_error(tmp_path):
+    m = symnet.compile(_spec(), tmp_path)
+    p = m.init_params()
+    X, T = _data(np.random.default_rng(5))
+    with pytest.raises(ValueError, match="X: expected shape"):
+        m.forward(p, X[:, :2])
+    with pytest.raises(ValueError, match="T: expected shape"):
+        m.loss(p, X, T[:3])
+    with pytest.raises(ValueError, match="missing 'b1'"):
+        m.grad({"W1": p["W1"]}, X, T)
+    with pytest.raises(ValueError, match=r"params\['W1'\]: expected shape"):
+        m.grad({**p, "W1": p["W1"].T}, X, T)
+    with pytest.raises(ValueError, match="float64 array"):
+        m.train_step({**p, "W1": p["W1"].astype(np.float32)}, X, T)
+    with pytest.raises(ValueError, match="C-contiguous, writeable"):
+        ro = p["W1"].copy()
+        ro.setflags(write=False)
+        m.train_step({**p, "W1": ro}, X, T)
+    with pytest.raises(ValueError, match="steps"):
+        m.fit(p, X, T, -1)

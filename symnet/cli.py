@@ -67,10 +67,11 @@ def _compile(args) -> int:
                           f"({exc.strerror or exc})") from None
     spec, sched = compiled.spec, compiled.schedule
     c, b = sched.counts, sched.before_cse
+    shapes = ", ".join(f"{k}{list(v)}" for k, v in spec.param_shapes().items())
     print(path)
     print(f"  network     {spec.network.inputs}-"
           + "-".join(str(layer.units) for layer in spec.network.layers)
-          + f", {spec.n_params()} parameters ({', '.join(f'{k}{list(v)}' for k, v in spec.param_shapes().items())})")
+          + f", {spec.n_params()} parameters ({shapes})")
     print(f"  strategy    {sched.strategy}, dtype {spec.codegen.dtype}")
     print(f"  ops/sample  before CSE: forward {b.forward_ops}, backward {b.backward_ops}; "
           f"after CSE: forward {c.forward_ops}, backward {c.backward_ops}")

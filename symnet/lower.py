@@ -23,13 +23,13 @@ def unit_names(spec: Spec) -> list[list[str]]:
     """The lecture's unit names, per layer: [['h1', 'h2'], ['o1', 'o2']]."""
     n_layers = len(spec.network.layers)
     names = []
-    for l, layer in enumerate(spec.network.layers, start=1):
-        if l == n_layers:
+    for ln, layer in enumerate(spec.network.layers, start=1):
+        if ln == n_layers:
             prefix = "o"
         elif n_layers == 2:
             prefix = "h"
         else:
-            prefix = f"h{l}_"
+            prefix = f"h{ln}_"
         names.append([f"{prefix}{j}" for j in range(1, layer.units + 1)])
     return names
 
@@ -45,36 +45,36 @@ def lower(spec: Spec) -> Program:
     w_count = 0
     nets_of_last: tuple[sp.Symbol, ...] = ()
     names = unit_names(spec)
-    for l, layer in enumerate(net.layers, start=1):
+    for ln, layer in enumerate(net.layers, start=1):
         act = ACTIVATIONS[layer.activation.name]
         if layer.bias == "shared":
-            shared_b = _sym(f"b{l}")
+            shared_b = _sym(f"b{ln}")
         nets, outs = [], []
-        for j, unit in enumerate(names[l - 1]):
+        for j, unit in enumerate(names[ln - 1]):
             terms = []
             for k, a_in in enumerate(prev):
                 w_count += 1
                 w = _sym(f"w{w_count}")
-                params.append(ParamEntry(w, f"W{l}", (j, k)))
+                params.append(ParamEntry(w, f"W{ln}", (j, k)))
                 terms.append(w * a_in)
             if layer.bias == "per_unit":
-                b = _sym(f"b{l}_{j + 1}")
-                params.append(ParamEntry(b, f"b{l}", (j,)))
+                b = _sym(f"b{ln}_{j + 1}")
+                params.append(ParamEntry(b, f"b{ln}", (j,)))
                 terms.append(b)
             elif layer.bias == "shared":
                 b = shared_b
                 terms.append(b)
             n_sym, o_sym = _sym(f"net_{unit}"), _sym(f"out_{unit}")
-            forward.append(Assign(n_sym, sp.Add(*terms), "net", layer=l))
+            forward.append(Assign(n_sym, sp.Add(*terms), "net", layer=ln))
             forward.append(Assign(o_sym, act.expr(n_sym, **layer.activation.kwargs), "out",
-                                  layer=l))
+                                  layer=ln))
             nets.append(n_sym)
             outs.append(o_sym)
         if layer.bias == "shared":
-            params.append(ParamEntry(shared_b, f"b{l}", ()))
+            params.append(ParamEntry(shared_b, f"b{ln}", ()))
         # keep the parameter table in the order W1, b1, W2, b2 with row-major indices
         layers.append(LayerInfo(
-            number=l, role="output" if l == len(net.layers) else "hidden",
+            number=ln, role="output" if ln == len(net.layers) else "hidden",
             activation=layer.activation.describe(), formula=act.formula,
             nets=tuple(nets), outs=tuple(outs), bias=layer.bias))
         prev = tuple(outs)

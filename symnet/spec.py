@@ -121,12 +121,12 @@ class Spec:
         """Parameter names and shapes in order W1, b1, W2, b2, ... (absent biases left out)."""
         shapes: dict[str, tuple[int, ...]] = {}
         units_in = self.network.inputs
-        for l, layer in enumerate(self.network.layers, start=1):
-            shapes[f"W{l}"] = (layer.units, units_in)
+        for ln, layer in enumerate(self.network.layers, start=1):
+            shapes[f"W{ln}"] = (layer.units, units_in)
             if layer.bias == "per_unit":
-                shapes[f"b{l}"] = (layer.units,)
+                shapes[f"b{ln}"] = (layer.units,)
             elif layer.bias == "shared":
-                shapes[f"b{l}"] = ()
+                shapes[f"b{ln}"] = ()
             units_in = layer.units
         return shapes
 
@@ -138,7 +138,8 @@ class Spec:
         return tuple(
             n
             for n in self.param_shapes()
-            if (n.startswith("W") and "weights" in groups) or (n.startswith("b") and "biases" in groups)
+            if (n.startswith("W") and "weights" in groups)
+            or (n.startswith("b") and "biases" in groups)
         )
 
     def replace_codegen(self, **changes: str) -> Spec:
@@ -176,7 +177,9 @@ def load_spec(path: str | Path) -> Spec:
     return spec_from_dict(data, source=label, sha256=hashlib.sha256(raw).hexdigest())
 
 
-def spec_from_dict(data: Mapping[str, Any], source: str = "<dict>", sha256: str | None = None) -> Spec:
+def spec_from_dict(
+    data: Mapping[str, Any], source: str = "<dict>", sha256: str | None = None
+) -> Spec:
     """Validate a spec given as a dict (the parsed TOML)."""
     v = _Validator(source)
     top = v.table(data, "", required=("name", "network", "loss"),

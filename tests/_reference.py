@@ -25,10 +25,10 @@ def _act(layer):
 
 def forward(spec: dict, params: dict, X: np.ndarray) -> np.ndarray:
     a = np.asarray(X, dtype=np.float64)
-    for l, layer in enumerate(spec["network"]["layers"], start=1):
-        z = a @ params[f"W{l}"].T
+    for ln, layer in enumerate(spec["network"]["layers"], start=1):
+        z = a @ params[f"W{ln}"].T
         if layer.get("bias", "per_unit") != "none":
-            z = z + params[f"b{l}"]
+            z = z + params[f"b{ln}"]
         name, alpha = _act(layer)
         a = ACTS[name](z, alpha)
     return a

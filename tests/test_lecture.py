@@ -42,7 +42,7 @@ def test_forward_and_error(mazur):
 
 def test_gradients(mazur):
     E, g = mazur.grad(mazur.init_params(), X, T)
-    assert E == pytest.approx(0.298371109, abs=5e-10)
+    assert pytest.approx(0.298371109, abs=5e-10) == E
     assert g["W2"][0, 0] == pytest.approx(0.082167041, abs=5e-10)  # dE/dw5
     assert g["W1"][0, 0] == pytest.approx(0.000438568, abs=5e-10)  # dE/dw1
     # dE/dw5 = dE/dout_o1 * dout_o1/dnet_o1 * dnet_o1/dw5, with the lecture's factors

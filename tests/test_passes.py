@@ -19,8 +19,9 @@ from symnet.lower import lower
 from symnet.schedule import RECOMPUTE_MAX_OPS, schedule
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-S = {n: sp.Symbol(n, real=True) for n in
-     "i1 i2 t1 t2 w1 w2 w5 b1 b2 net_h1 out_h1 net_o1 out_o1 delta_o1 dE_dout_o1".split()}
+NAMES = ("i1", "i2", "t1", "t2", "w1", "w2", "w5", "b1", "b2", "net_h1", "out_h1", "net_o1",
+         "out_o1", "delta_o1", "dE_dout_o1")
+S = {n: sp.Symbol(n, real=True) for n in NAMES}
 
 
 def _two_layer(act="sigmoid", loss="sse", out_act=None):

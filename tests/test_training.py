@@ -75,7 +75,7 @@ def test_store_and_recompute_agree(index, tmp_path):
     X, T = random_data(rng, spec)
     E1, g1 = store.grad(params, X, T)
     E2, g2 = recompute.grad(params, X, T)
-    assert E1 == pytest.approx(E2, rel=1e-12)
+    assert pytest.approx(E2, rel=1e-12) == E1
     for name in g1:
         np.testing.assert_allclose(g1[name], g2[name], rtol=1e-9, atol=1e-13)
     np.testing.assert_allclose(store.forward(params, X), recompute.forward(params, X), rtol=1e-12)
@@ -94,7 +94,7 @@ def test_float32_module_computes_in_float32(tmp_path):
     E64, g64 = m64.grad(p64, X, T)
     assert all(v.dtype == np.float32 for v in g32.values())
     assert m32.forward(p32, X).dtype == np.float32
-    assert E32 == pytest.approx(E64, rel=1e-5)
+    assert pytest.approx(E64, rel=1e-5) == E32
     for name in g64:
         np.testing.assert_allclose(g32[name], g64[name], rtol=1e-4, atol=1e-6)
     assert m32.fit(p32, X, T, 5).dtype == np.float32

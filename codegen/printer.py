@@ -7,6 +7,7 @@ integer powers become products; log(1 + exp(u)) becomes the overflow-free `np.lo
 
 from __future__ import annotations
 
+import numpy as np
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.pycode import PythonCodePrinter
@@ -59,6 +60,14 @@ class NumbaPrinter(PythonCodePrinter):
         return f"{self.parenthesize(base, precedence(expr))}**{self.parenthesize(exp, prec)}"
 
     # -- functions ----------------------------------------------------------------------
+    def _module_format(self, fqn, register=True):
+        # sympy's Python printer names math.* / numpy.* functions; the generated module
+        # imports numpy as np only, so every function must exist there
+        name = fqn.split(".")[-1]
+        if fqn.split(".")[0] in ("math", "numpy", "cmath") and hasattr(np, name):
+            return f"np.{name}"
+        raise ValueError(f"the Numba printer has no NumPy equivalent for {fqn!r}")
+
     def _print_exp(self, expr):
         return f"np.exp({self._print(expr.args[0])})"
 

@@ -51,11 +51,13 @@ def check_size(spec: Spec) -> None:
                         f"loop form, not built yet)", n)
 
 
-def build(spec: Spec, strategy: str | None = None, dtype: str | None = None) -> Compiled:
-    """Run every stage and render the module's source (nothing is written)."""
+def build(spec, strategy: str | None = None, dtype: str | None = None) -> Compiled:
+    """Run every stage and render the module's source (nothing is written).
+    `spec` is a Spec, a path to a TOML file or a dict."""
     from codegen.cpu import context
     from codegen.writer import render
 
+    spec = as_spec(spec)
     changes = {k: v for k, v in (("strategy", strategy), ("dtype", dtype)) if v is not None}
     if changes:
         spec = spec.replace_codegen(**changes)
@@ -93,6 +95,6 @@ def import_module(path: Path, name: str):
 
 def compile(spec, out_dir=None, *, strategy=None, dtype=None):
     """Compile a spec (a path or a dict) and import the generated module."""
-    compiled = build(as_spec(spec), strategy=strategy, dtype=dtype)
+    compiled = build(spec, strategy=strategy, dtype=dtype)
     path = write(compiled, out_dir if out_dir is not None else default_out_dir())
     return import_module(path, compiled.spec.name)

@@ -227,3 +227,10 @@ def test_spec_file_name_cannot_inject_code(tmp_path):
     compiled = symnet.build(symnet.load_spec(bad))
     ast.parse(compiled.source)  # still valid Python
     assert 'SPEC_FILE = \'x".toml\'' in compiled.source
+
+
+def test_printer_maps_functions_to_numpy_or_refuses():
+    x = sp.Symbol("x")
+    assert NumbaPrinter().doprint(sp.sin(x) * sp.cosh(x)) == "np.sin(x)*np.cosh(x)"
+    with pytest.raises(ValueError, match="no NumPy equivalent"):
+        NumbaPrinter().doprint(sp.erf(x))

@@ -139,3 +139,12 @@ def test_wrong_arguments_raise_value_error(tmp_path):
         m.train_step({**p, "W1": ro}, X, T)
     with pytest.raises(ValueError, match="steps"):
         m.fit(p, X, T, -1)
+
+
+@pytest.mark.parametrize("lr", [-0.1, 0.0, float("nan"), "0.1"])
+def test_bad_learning_rate_is_refused(lr, tmp_path):
+    m = symnet.compile(_spec(), tmp_path)
+    p = m.init_params()
+    X, T = _data(np.random.default_rng(6))
+    with pytest.raises(ValueError, match="lr: expected a positive finite number"):
+        m.train_step(p, X, T, lr=lr)

@@ -42,6 +42,13 @@ class NumbaPrinter(PythonCodePrinter):
 
     _print_Zero = _print_One = _print_NegativeOne = _print_Integer
 
+    def _print_Mul(self, expr):
+        # a fractional coefficient as one literal: 0.5*x, not (1/2)*x or (0.5)*x
+        c, rest = expr.as_coeff_Mul()
+        if c.is_Rational and not c.is_Integer and rest is not sp.S.One:
+            return f"{self.literal(float(c))}*{self.parenthesize(rest, PRECEDENCE['Mul'])}"
+        return super()._print_Mul(expr)
+
     # -- powers -------------------------------------------------------------------------
     def _print_Pow(self, expr, rational=False):
         base, exp = expr.base, expr.exp

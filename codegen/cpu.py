@@ -103,15 +103,10 @@ def kernel_lines(steps, schedule: Schedule, printer: NumbaPrinter) -> list[Line]
     return lines
 
 
-def context(spec: Spec, schedule: Schedule, *, version: str, spec_file: str) -> dict:
+def base_context(spec: Spec, *, version: str, spec_file: str, mode: str) -> dict:
+    """What every form of the module needs: header, constants, arguments, API."""
     printer = NumbaPrinter(spec.codegen.dtype)
-    prog = schedule.program
     args = array_args(spec)
-    by_name = {a.name: a for a in args}
-    loads = [Line(p.symbol.name, _index(p, by_name)) for p in prog.params]
-    grads = [(prog.grads[p.symbol].name, "g_" + p.symbol.name, _index(p, by_name).replace(
-        by_name[p.array].arg + "[", by_name[p.array].grad + "[", 1)) for p in prog.params]
-    init_values = {k: _nested(v) for k, v in spec.init.explicit.items()}
     return {
         "version": version,
         "spec_file": spec_file.encode("unicode_escape").decode("ascii"),  # for comments
@@ -119,38 +114,55 @@ def context(spec: Spec, schedule: Schedule, *, version: str, spec_file: str) -> 
         "sha256": spec.sha256,
         "spec": spec,
         "name": spec.name,
+        "mode": mode,
         "dtype": spec.codegen.dtype,
-        "strategy": schedule.strategy,
+        "strategy": spec.codegen.strategy,
         "njit": NJIT_OPTIONS,
         "args": args,
         "param_shapes": {a.name: a.shape for a in args},
         "updated": [a.name for a in args if a.updated],
         "learning_rate": repr(spec.training.learning_rate),
-        "init_values": init_values,
+        "init_values": {k: _nested(v) for k, v in spec.init.explicit.items()},
         "init_scheme": spec.init.scheme,
         "seed": spec.init.seed,
         "fan_in": {a.name: a.shape[1] for a in args if len(a.shape) == 2},
         "n_inputs": spec.network.inputs,
         "n_outputs": spec.network.outputs,
+        "mean": spec.loss.reduction == "mean",
+        "zero": printer.literal(0),
+        "n_params": sum(math.prod(a.shape) for a in args),
+        "layers": [(ln, "output" if ln == len(spec.network.layers) else "hidden", layer.units,
+                    layer.activation.describe(), layer.bias)
+                   for ln, layer in enumerate(spec.network.layers, start=1)],
+        "loss_kind": spec.loss.kind,
+        "reduction": spec.loss.reduction,
+    }
+
+
+def context(spec: Spec, schedule: Schedule, *, version: str, spec_file: str) -> dict:
+    """The unrolled (scalar) form: one line per net, out and delta of the lecture."""
+    printer = NumbaPrinter(spec.codegen.dtype)
+    prog = schedule.program
+    ctx = base_context(spec, version=version, spec_file=spec_file, mode="scalar")
+    by_name = {a.name: a for a in ctx["args"]}
+    loads = [Line(p.symbol.name, _index(p, by_name)) for p in prog.params]
+    grads = [(prog.grads[p.symbol].name, "g_" + p.symbol.name, _index(p, by_name).replace(
+        by_name[p.array].arg + "[", by_name[p.array].grad + "[", 1)) for p in prog.params]
+    ctx.update({
+        "strategy": schedule.strategy,
         "inputs": [s.name for s in prog.inputs],
         "targets": [s.name for s in prog.targets],
         "outputs": [s.name for s in prog.outputs],
         "loss": prog.loss.name,
-        "mean": spec.loss.reduction == "mean",
         "loads": loads,
         "grads": grads,
         "forward_lines": kernel_lines(schedule.forward, schedule, printer),
         "loss_lines": kernel_lines(schedule.loss, schedule, printer),
         "grad_lines": kernel_lines(schedule.grad, schedule, printer),
-        "zero": printer.literal(0),
-        "n_params": sum(math.prod(a.shape) for a in args),
         "counts": schedule.counts,
         "before_cse": schedule.before_cse,
-        "layers": [(info.number, info.role, len(info.nets), info.activation, info.bias)
-                   for info in prog.layers],
-        "loss_kind": spec.loss.kind,
-        "reduction": spec.loss.reduction,
-    }
+    })
+    return ctx
 
 
 def _nested(value):

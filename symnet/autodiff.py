@@ -107,12 +107,14 @@ def _rewrite(local: sp.Expr, g: sp.Expr) -> sp.Expr | None:
     direct = local.xreplace({g: _Y})
     if _X not in direct.free_symbols:
         return direct
+    # where f(x) cannot be eliminated, replacing it where it occurs still saves recomputing it
+    partial = direct if sp.count_ops(direct) < sp.count_ops(local) else None
     if g.has(sp.Piecewise) or g == _X:
-        return None
+        return partial
     try:
         solutions = sp.solve(sp.Eq(_Y, g), _X)
     except (NotImplementedError, ValueError):
-        return None
+        return partial
     best = None
     for s in solutions:
         r = _tidy(sp.factor(sp.simplify(local.xreplace({_X: s}))))
@@ -121,7 +123,7 @@ def _rewrite(local: sp.Expr, g: sp.Expr) -> sp.Expr | None:
         if best is None or sp.count_ops(r) < sp.count_ops(best):
             best = r
     if best is None or sp.count_ops(best) > sp.count_ops(local):
-        return None
+        return partial
     return best
 
 

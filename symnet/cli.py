@@ -14,10 +14,10 @@ from pathlib import Path
 import sympy as sp
 
 from . import __version__
-from .compiler import build, write
+from .compiler import MAX_SCALAR_PARAMS, build, write
 from .errors import SymnetError, one_line
 from .schedule import schedule
-from .spec import DTYPES, STRATEGIES, load_spec
+from .spec import DTYPES, MODES, STRATEGIES, load_spec
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="where to write the module (default: the current directory)")
     c.add_argument("--strategy", choices=STRATEGIES, help="override [codegen] strategy")
     c.add_argument("--dtype", choices=DTYPES, help="override [codegen] dtype")
+    c.add_argument("--mode", choices=MODES, help="override [codegen] mode")
 
     i = sub.add_parser("inspect", help="print the forward and gradient formulas and the "
                        "store-versus-recompute figures")
@@ -56,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _compile(args) -> int:
-    compiled = build(load_spec(args.spec), strategy=args.strategy, dtype=args.dtype)
+    compiled = build(load_spec(args.spec), strategy=args.strategy, dtype=args.dtype,
+                     mode=args.mode)
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise SymnetError(f"{out_dir}: expected a directory for -o/--out-dir")
@@ -66,13 +68,16 @@ def _compile(args) -> int:
         raise SymnetError(f"{out_dir}: expected a writable directory for -o/--out-dir "
                           f"({exc.strerror or exc})") from None
     spec, sched = compiled.spec, compiled.schedule
-    c, b = sched.counts, sched.before_cse
     shapes = ", ".join(f"{k}{list(v)}" for k, v in spec.param_shapes().items())
     print(path)
     print(f"  network     {spec.network.inputs}-"
           + "-".join(str(layer.units) for layer in spec.network.layers)
           + f", {spec.n_params()} parameters ({shapes})")
-    print(f"  strategy    {sched.strategy}, dtype {spec.codegen.dtype}")
+    if sched is None:
+        print(f"  form        loop (np.dot per layer), dtype {spec.codegen.dtype}")
+        return 0
+    c, b = sched.counts, sched.before_cse
+    print(f"  form        scalar (unrolled), strategy {sched.strategy}, dtype {spec.codegen.dtype}")
     print(f"  ops/sample  before CSE: forward {b.forward_ops}, backward {b.backward_ops}; "
           f"after CSE: forward {c.forward_ops}, backward {c.backward_ops}")
     print(f"  stored      {c.temporaries} temporaries per sample")
@@ -83,12 +88,17 @@ def _inspect(args) -> int:
     spec = load_spec(args.spec)
     # built with store whatever the spec says: the recompute form may be refused for this
     # network, and then its row of the table says why instead of the whole command failing
-    compiled = build(spec, strategy="store")
+    # the scalar form's formulas wherever the network fits it; the loop form's beyond
+    fits = spec.n_params() <= MAX_SCALAR_PARAMS
+    compiled = build(spec, strategy="store", mode="scalar" if fits else "loop")
     prog = compiled.program
 
     def show(a):
         eq = sp.Eq(a.lhs, a.rhs, evaluate=False)
         return sp.latex(eq) if args.latex else sp.pretty(eq, use_unicode=False)
+
+    if compiled.mode == "loop":
+        return _inspect_loop(spec, prog, show)
 
     print(f"# {spec.name}: forward (one sample)")
     for a in prog.forward:
@@ -112,4 +122,26 @@ def _inspect(args) -> int:
         c = s.counts
         print(f"{label:<10} {c.forward_ops:>12} {c.backward_ops:>13} {c.total_ops:>8} "
               f"{c.temporaries:>7}")
+    return 0
+
+
+def _inspect_loop(spec, prog, show) -> int:
+    """The loop form: matrix products plus elementwise formulas, per layer."""
+    from types import SimpleNamespace as Row
+
+    from .loop import OUT, Z
+
+    print(f"# {spec.name}: loop form ({spec.n_params()} parameters); z = net, y = out")
+    for L in prog.layers:
+        src = "x" if L.number == 1 else f"out{L.number - 1}"
+        print(f"# layer {L.number}: net{L.number} = {src} @ W{L.number}.T"
+              + ("" if L.bias == "none" else f" + b{L.number}"))
+        print(show(Row(lhs=OUT, rhs=L.out)))
+        print(show(Row(lhs=sp.Symbol("dy/dz"), rhs=L.derivative)))
+    print("# output layer, per unit (CSE temporaries first)")
+    for sym, expr in prog.output_temps:
+        print(show(Row(lhs=sym, rhs=expr)))
+    print(show(Row(lhs=sp.Symbol("E_k"), rhs=prog.loss_term)))
+    print(show(Row(lhs=sp.Symbol("delta_k"), rhs=prog.delta)))
+    print(f"# hidden layers: delta = (delta_next @ W_next) * dy/dz; z symbol: {Z}")
     return 0

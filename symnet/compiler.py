@@ -16,10 +16,15 @@ from typing import Any
 from . import __version__
 from .autodiff import differentiate
 from .errors import SpecError
+from .loop import LoopProgram, lower_loop
 from .lower import lower
 from .program import Program
 from .schedule import Schedule, schedule
 from .spec import Spec, load_spec, spec_from_dict
+
+# `mode = "auto"` picks the unrolled (scalar) form up to this many parameters and the loop
+# form beyond (measured: see docs/benchmarks.md).
+AUTO_SCALAR_MAX_PARAMS = 64
 
 # Largest network compiled in the unrolled (scalar) form. Numba's compile time grows faster
 # than the unrolled code; measured in docs/benchmarks.md. Wide networks need loop lowering.
@@ -29,9 +34,10 @@ MAX_SCALAR_PARAMS = 500
 @dataclass(frozen=True)
 class Compiled:
     spec: Spec
-    program: Program
-    schedule: Schedule
+    program: Program | LoopProgram
+    schedule: Schedule | None  # None in the loop form
     source: str
+    mode: str = "scalar"
 
 
 def as_spec(spec: Spec | str | os.PathLike | Mapping[str, Any]) -> Spec:
@@ -40,6 +46,18 @@ def as_spec(spec: Spec | str | os.PathLike | Mapping[str, Any]) -> Spec:
     if isinstance(spec, Mapping):
         return spec_from_dict(spec)
     return load_spec(spec)
+
+
+def choose_mode(spec: Spec) -> str:
+    mode = spec.codegen.mode
+    if mode == "auto":
+        if spec.codegen.strategy == "recompute":
+            return "scalar"  # recompute is a scalar-form schedule
+        return "scalar" if spec.n_params() <= AUTO_SCALAR_MAX_PARAMS else "loop"
+    if mode == "loop" and spec.codegen.strategy == "recompute":
+        raise SpecError(spec.source, "codegen.strategy",
+                        '"store" in the loop form (recompute needs mode = "scalar")', "recompute")
+    return mode
 
 
 def check_size(spec: Spec) -> None:
@@ -51,21 +69,31 @@ def check_size(spec: Spec) -> None:
                         f"loop form, not built yet)", n)
 
 
-def build(spec, strategy: str | None = None, dtype: str | None = None) -> Compiled:
+def build(spec, strategy: str | None = None, dtype: str | None = None,
+          mode: str | None = None) -> Compiled:
     """Run every stage and render the module's source (nothing is written).
     `spec` is a Spec, a path to a TOML file or a dict."""
     from codegen.cpu import context
     from codegen.writer import render
 
     spec = as_spec(spec)
-    changes = {k: v for k, v in (("strategy", strategy), ("dtype", dtype)) if v is not None}
+    changes = {k: v for k, v in (("strategy", strategy), ("dtype", dtype), ("mode", mode))
+               if v is not None}
     if changes:
         spec = spec.replace_codegen(**changes)
+    mode = choose_mode(spec)
+    spec_file = Path(spec.source).name
+    if mode == "loop":
+        from codegen.loop import context as loop_context
+
+        loop_program = lower_loop(spec)
+        ctx = loop_context(spec, loop_program, version=__version__, spec_file=spec_file)
+        return Compiled(spec, loop_program, None, render("cpu/module.py.jinja", ctx), "loop")
     check_size(spec)
     program = differentiate(lower(spec))
     sched = schedule(program, spec.codegen.strategy)
-    ctx = context(spec, sched, version=__version__, spec_file=Path(spec.source).name)
-    return Compiled(spec, program, sched, render("cpu/module.py.jinja", ctx))
+    ctx = context(spec, sched, version=__version__, spec_file=spec_file)
+    return Compiled(spec, program, sched, render("cpu/module.py.jinja", ctx), "scalar")
 
 
 def default_out_dir() -> Path:
@@ -93,8 +121,8 @@ def import_module(path: Path, name: str):
     return module
 
 
-def compile(spec, out_dir=None, *, strategy=None, dtype=None):
+def compile(spec, out_dir=None, *, strategy=None, dtype=None, mode=None):  # noqa: A001
     """Compile a spec (a path or a dict) and import the generated module."""
-    compiled = build(spec, strategy=strategy, dtype=dtype)
+    compiled = build(spec, strategy=strategy, dtype=dtype, mode=mode)
     path = write(compiled, out_dir if out_dir is not None else default_out_dir())
     return import_module(path, compiled.spec.name)

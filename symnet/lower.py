@@ -87,7 +87,7 @@ def lower(spec: Spec) -> Program:
         # computed from the pre-activation: y = f(x) substituted and simplified, which turns
         # bce into the stable softplus form log(1 + exp(x)) - t*x
         act = ACTIVATIONS[last.activation.name].expr(x, **last.activation.kwargs)
-        per_unit, arg, values = _fused(per_unit, act), x, nets_of_last
+        per_unit, arg, values = fused_loss(per_unit, act), x, nets_of_last
     else:
         arg, values = y, prev
     terms = [per_unit.xreplace({arg: v, t: t_sym}) for v, t_sym in zip(values, targets)]
@@ -106,7 +106,7 @@ def _ordered(params: list[ParamEntry], spec: Spec) -> tuple[ParamEntry, ...]:
 _FUSED: dict = {}
 
 
-def _fused(loss_in_y: sp.Expr, act_in_x: sp.Expr) -> sp.Expr:
+def fused_loss(loss_in_y: sp.Expr, act_in_x: sp.Expr) -> sp.Expr:
     """The loss with y = act(x) substituted and simplified, e.g. bce -> log(1 + exp(x)) - t*x."""
     key = (loss_in_y, act_in_x)
     if key not in _FUSED:

@@ -28,6 +28,7 @@ UPDATE_GROUPS = ("weights", "biases")
 INIT_SCHEMES = ("normal_0.01", "uniform_fan_in")
 DTYPES = ("float32", "float64")
 STRATEGIES = ("store", "recompute")
+MODES = ("auto", "scalar", "loop")
 
 # `name` becomes the generated module's file name and its name in sys.modules: keep it short
 # enough for any file system, and never the name of a module the process may already use.
@@ -104,6 +105,7 @@ class Init:
 class Codegen:
     dtype: str = "float64"
     strategy: str = "store"
+    mode: str = "auto"  # "scalar" (unrolled), "loop" (per-layer loops and np.dot) or "auto"
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ class Spec:
         from dataclasses import replace
 
         for key, value in changes.items():
-            allowed = DTYPES if key == "dtype" else STRATEGIES
+            allowed = {"dtype": DTYPES, "strategy": STRATEGIES, "mode": MODES}[key]
             if value not in allowed:
                 raise SpecError(self.source, f"codegen.{key}", _one_of(allowed), value)
         return replace(self, codegen=replace(self.codegen, **changes))
@@ -354,9 +356,10 @@ def _training(v: _Validator, raw) -> Training:
 
 
 def _codegen(v: _Validator, raw) -> Codegen:
-    t = v.table(raw, "codegen", optional=("dtype", "strategy"))
+    t = v.table(raw, "codegen", optional=("dtype", "strategy", "mode"))
     return Codegen(dtype=v.choice(t.get("dtype", "float64"), "codegen.dtype", DTYPES),
-                   strategy=v.choice(t.get("strategy", "store"), "codegen.strategy", STRATEGIES))
+                   strategy=v.choice(t.get("strategy", "store"), "codegen.strategy", STRATEGIES),
+                   mode=v.choice(t.get("mode", "auto"), "codegen.mode", MODES))
 
 
 def _init(v: _Validator, raw, shapes: dict[str, tuple[int, ...]]) -> Init:

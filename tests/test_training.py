@@ -137,7 +137,7 @@ def test_wrong_arguments_raise_value_error(tmp_path):
         ro = p["W1"].copy()
         ro.setflags(write=False)
         m.train_step({**p, "W1": ro}, X, T)
-    with pytest.raises(ValueError, match="steps"):
+    with pytest.raises(ValueError, match="epochs"):
         m.fit(p, X, T, -1)
 
 
@@ -148,3 +148,50 @@ def test_bad_learning_rate_is_refused(lr, tmp_path):
     X, T = _data(np.random.default_rng(6))
     with pytest.raises(ValueError, match="lr: expected a positive finite number"):
         m.train_step(p, X, T, lr=lr)
+
+
+@pytest.mark.parametrize("mode", ["scalar", "loop"])
+def test_minibatch_fit_visits_every_sample_once_an_epoch(mode, tmp_path):
+    # With nothing updated the parameters stay put, so an epoch's mean of minibatch losses
+    # (reduction sum) is the full-batch loss * batch_size / n whatever the order.
+    spec = _spec(update=(), reduction="sum")
+    m = symnet.compile(spec, tmp_path, mode=mode)
+    rng = np.random.default_rng(9)
+    X, T = _data(rng, n=12)
+    p = m.init_params()
+    full = m.loss(p, X, T)
+    losses = m.fit(p, X, T, 3, batch_size=4, seed=5)
+    np.testing.assert_allclose(losses, [full * 4 / 12] * 3, rtol=1e-12)
+    # a batch that does not divide n: the last minibatch is smaller
+    losses = m.fit(p, X, T, 2, batch_size=5)
+    assert losses.shape == (2,) and np.all(np.isfinite(losses))
+
+
+def test_minibatch_fit_is_seeded_and_trains(tmp_path):
+    m = symnet.compile(_spec(), tmp_path)
+    rng = np.random.default_rng(10)
+    X = rng.normal(size=(64, 3))
+    T = np.stack([(X[:, 0] > 0), (X[:, 1] + X[:, 2] > 0)], axis=1).astype(float)
+    runs = []
+    for seed in (1, 1, 2):
+        p = m.init_params()
+        runs.append((m.fit(p, X, T, 30, lr=0.5, batch_size=8, seed=seed), p))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1]["W1"], runs[1][1]["W1"])
+    assert not np.array_equal(runs[0][0], runs[2][0])
+    losses = runs[0][0]
+    assert losses[-1] < 0.5 * losses[0]
+    # batch_size >= n is full batch: one step an epoch, the loss before each step
+    a, b = m.init_params(), m.init_params()
+    np.testing.assert_array_equal(m.fit(a, X, T, 3, batch_size=64), m.fit(b, X, T, 3))
+
+
+def test_fit_argument_checks(tmp_path):
+    m = symnet.compile(_spec(), tmp_path)
+    p = m.init_params()
+    X, T = _data(np.random.default_rng(11))
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="batch_size"):
+            m.fit(p, X, T, 1, batch_size=bad)
+    with pytest.raises(ValueError, match="seed"):
+        m.fit(p, X, T, 1, batch_size=2, seed=-1)

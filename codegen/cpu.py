@@ -136,6 +136,45 @@ def base_context(spec: Spec, *, version: str, spec_file: str, mode: str) -> dict
                    for ln, layer in enumerate(spec.network.layers, start=1)],
         "loss_kind": spec.loss.kind,
         "reduction": spec.loss.reduction,
+        **optimizer_context(spec, args, printer),
+    }
+
+
+@dataclass(frozen=True)
+class StateArg:
+    key: str  # in the state dict: "W1.v", "step"
+    arg: str  # inside kernels: vW1
+    shape: tuple[int, ...]  # as the user sees it
+    kernel_shape: tuple[int, ...]
+    dtype: str  # "DTYPE" or "np.int64"
+
+
+def optimizer_context(spec: Spec, args: list[ArrayArg], printer: NumbaPrinter) -> dict:
+    """The update rule's settings, printed in the kernel dtype, and its state arrays."""
+    tr = spec.training
+    if tr.optimizer == "adam":
+        kinds = ("m", "v")
+    elif tr.momentum > 0:
+        kinds = ("v",)
+    else:
+        kinds = ()
+    state = [StateArg(f"{a.name}.{k}", f"{k}{a.arg}", a.shape, a.kernel_shape, "DTYPE")
+             for a in args if a.updated for k in kinds]
+    if tr.optimizer == "adam":
+        state.append(StateArg("step", "step", (), (1,), "np.int64"))
+    lit = printer.literal
+    return {
+        "optimizer": tr.optimizer,
+        "optimizer_title": {"adam": "Adam", "sgd": "SGD"}[tr.optimizer]
+        + (" (Nesterov momentum)" if tr.nesterov else " (momentum)" if tr.momentum > 0 else ""),
+        "momentum": lit(tr.momentum),
+        "nesterov": tr.nesterov,
+        "use_momentum": tr.optimizer == "sgd" and tr.momentum > 0,
+        "beta1": lit(tr.beta1), "beta2": lit(tr.beta2), "eps": lit(tr.eps),
+        "one_minus_beta1": lit(1 - tr.beta1), "one_minus_beta2": lit(1 - tr.beta2),
+        "beta1_64": repr(tr.beta1), "beta2_64": repr(tr.beta2),
+        "state": state,
+        "decay": tr.decay,
     }
 
 

@@ -23,7 +23,8 @@ from .functions import ACTIVATIONS, LOSSES
 
 BIAS_KINDS = ("per_unit", "shared", "none")
 REDUCTIONS = ("mean", "sum")
-OPTIMIZERS = ("sgd",)
+OPTIMIZERS = ("sgd", "adam")
+DECAYS = ("step", "exponential")
 UPDATE_GROUPS = ("weights", "biases")
 INIT_SCHEMES = ("normal_0.01", "uniform_fan_in")
 DTYPES = ("float32", "float64")
@@ -87,6 +88,13 @@ class Training:
     optimizer: str = "sgd"
     learning_rate: float = 0.1
     update: tuple[str, ...] = ("weights", "biases")
+    momentum: float = 0.0  # sgd: v = momentum*v + g; p -= lr*v (PyTorch's convention)
+    nesterov: bool = False  # sgd with momentum: p -= lr*(g + momentum*v)
+    beta1: float = 0.9  # adam
+    beta2: float = 0.999  # adam
+    eps: float = 1e-8  # adam
+    # learning-rate decay per epoch of fit: () | ("step", every, factor) | ("exponential", rate)
+    decay: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -344,15 +352,63 @@ def _loss(v: _Validator, raw, network: Network) -> Loss:
 
 
 def _training(v: _Validator, raw) -> Training:
-    t = v.table(raw, "training", optional=("optimizer", "learning_rate", "update"))
-    opt = v.choice(t.get("optimizer", "sgd"), "training.optimizer", OPTIMIZERS)
+    if not isinstance(raw, Mapping):
+        v.fail("training", "a table", raw)
+    opt = v.choice(raw.get("optimizer", "sgd"), "training.optimizer", OPTIMIZERS)
+    own = {"sgd": ("momentum", "nesterov"), "adam": ("beta1", "beta2", "eps")}[opt]
+    t = v.table(raw, "training",
+                optional=("optimizer", "learning_rate", "update", "lr_decay") + own)
     lr = v.number(t.get("learning_rate", 0.1), "training.learning_rate", positive=True)
     update = t.get("update", list(UPDATE_GROUPS))
     if not isinstance(update, list) or not all(isinstance(u, str) for u in update):
         v.fail("training.update", 'an array of "weights" and/or "biases"', update)
     for i, u in enumerate(update):
         v.choice(u, f"training.update[{i}]", UPDATE_GROUPS)
-    return Training(optimizer=opt, learning_rate=lr, update=tuple(dict.fromkeys(update)))
+    extra: dict[str, Any] = {}
+    if opt == "sgd":
+        extra["momentum"] = _fraction(v, t.get("momentum", 0.0), "training.momentum", closed=True)
+        nesterov = t.get("nesterov", False)
+        if not isinstance(nesterov, bool):
+            v.fail("training.nesterov", "true or false", nesterov)
+        if nesterov and extra["momentum"] == 0:
+            v.fail("training.nesterov", "a momentum > 0 alongside nesterov = true")
+        extra["nesterov"] = nesterov
+    else:
+        extra["beta1"] = _fraction(v, t.get("beta1", 0.9), "training.beta1")
+        extra["beta2"] = _fraction(v, t.get("beta2", 0.999), "training.beta2")
+        extra["eps"] = v.number(t.get("eps", 1e-8), "training.eps", positive=True)
+    if "lr_decay" in t:
+        extra["decay"] = _decay(v, t["lr_decay"])
+    return Training(optimizer=opt, learning_rate=lr, update=tuple(dict.fromkeys(update)),
+                    **extra)
+
+
+def _fraction(v: _Validator, value, key: str, closed: bool = False) -> float:
+    x = v.number(value, key)
+    if not (0 <= x < 1 if closed else 0 < x < 1):
+        v.fail(key, "a number in [0, 1)" if closed else "a number in (0, 1)", value)
+    return x
+
+
+def _decay(v: _Validator, raw) -> tuple:
+    key = "training.lr_decay"
+    if not isinstance(raw, Mapping) or "kind" not in raw:
+        v.fail(key, 'an inline table { kind = "step", every = N, factor = f } or '
+                    '{ kind = "exponential", rate = r }', raw)
+    kind = v.choice(raw["kind"], f"{key}.kind", DECAYS)
+    if kind == "step":
+        t = v.table(raw, key, required=("kind", "every", "factor"))
+        every = v.integer(t["every"], f"{key}.every", minimum=1)
+        return ("step", every, _positive_at_most_one(v, t["factor"], f"{key}.factor"))
+    t = v.table(raw, key, required=("kind", "rate"))
+    return ("exponential", _positive_at_most_one(v, t["rate"], f"{key}.rate"))
+
+
+def _positive_at_most_one(v: _Validator, value, key: str) -> float:
+    x = v.number(value, key, positive=True)
+    if x > 1:
+        v.fail(key, "a number in (0, 1]", value)
+    return x
 
 
 def _codegen(v: _Validator, raw) -> Codegen:

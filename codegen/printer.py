@@ -1,8 +1,16 @@
 """A sympy printer for Numba: one `_print_X` per construct, nothing string-munged.
 
 Numbers are printed as float literals of the kernel's dtype (for float32 wrapped in
-`np.float32(...)`, so that no float64 constant silently promotes the arithmetic); small
-integer powers become products; log(1 + exp(u)) becomes the overflow-free `np.logaddexp(0, u)`.
+`np.float32(...)`, so that no float64 constant silently promotes the arithmetic); a numeric
+subexpression such as sqrt(2)/(2*sqrt(pi)) is evaluated and printed as one literal; small
+integer powers become products. Three forms are printed so that they cannot overflow:
+log(1 + exp(u)) as `np.logaddexp(0, u)`, exp(u)/(1 + exp(u)) as `1/(1 + np.exp(-u))`, and
+1 - exp(u) as `-np.expm1(u)`.
+
+Functions print as NumPy calls where NumPy has them (`np.exp`, `np.tanh`, `np.sin`, ...),
+`erf` as `math.erf` (the generated module then imports math), `Max`/`Min` as the builtins
+`max`/`min`, `sign` as `np.sign` and `Heaviside` as a conditional expression. Anything else
+is refused with ValueError rather than printed as code that fails in Numba.
 """
 
 from __future__ import annotations
@@ -42,12 +50,50 @@ class NumbaPrinter(PythonCodePrinter):
 
     _print_Zero = _print_One = _print_NegativeOne = _print_Integer
 
+    def _print_NumberSymbol(self, expr):  # pi, E: np.pi would be a float64 in float32 code
+        return self.literal(float(expr))
+
+    _print_Pi = _print_Exp1 = _print_NumberSymbol
+
+    def _print(self, expr, **kwargs):
+        # a numeric subexpression (sqrt(2), 1/sqrt(pi), exp(-1/2)) as one literal
+        if isinstance(expr, sp.Expr) and not expr.is_Atom and expr.is_number:
+            value = complex(expr)
+            if value.imag != 0 or not np.isfinite(value.real):
+                raise ValueError(f"the Numba printer cannot print the constant {expr}")
+            return self.literal(value.real)
+        return super()._print(expr, **kwargs)
+
     def _print_Mul(self, expr):
-        # a fractional coefficient as one literal: 0.5*x, not (1/2)*x or (0.5)*x
-        c, rest = expr.as_coeff_Mul()
-        if c.is_Rational and not c.is_Integer and rest is not sp.S.One:
-            return f"{self.literal(float(c))}*{self.parenthesize(rest, PRECEDENCE['Mul'])}"
+        # exp(u)/(1 + exp(u)) as 1/(1 + exp(-u)): finite for any u
+        factors = list(expr.args)
+        for i, f in enumerate(factors):
+            u = _logistic_denominator(f)
+            if u is not None and sp.exp(u) in factors:
+                rest = [g for j, g in enumerate(factors) if j != i]
+                rest.remove(sp.exp(u))
+                one = self.literal(1)
+                denominator = f"({one} + np.exp({self._print(-u)}))"
+                if not rest:
+                    return f"{one}/{denominator}"
+                return f"{self.parenthesize(sp.Mul(*rest), PRECEDENCE['Mul'])}/{denominator}"
+        # the numeric factors as one literal: 0.5*x, not (1/2)*x; sqrt(2)/2*x as 0.707...*x
+        numeric = [a for a in factors if a.is_number]
+        if numeric and len(numeric) < len(factors):
+            c = sp.Mul(*numeric)
+            if not c.is_Integer:
+                rest = sp.Mul(*[a for a in factors if not a.is_number])
+                return f"{self._print(c)}*{self.parenthesize(rest, PRECEDENCE['Mul'])}"
         return super()._print_Mul(expr)
+
+    def _print_Add(self, expr, order=None):
+        # 1 - exp(u) as -expm1(u): exact for small u, and never inf - inf
+        if len(expr.args) == 2 and sp.S.One in expr.args:
+            other = expr.args[0] if expr.args[1] == sp.S.One else expr.args[1]
+            if other.is_Mul and other.args[0] == sp.S.NegativeOne and len(other.args) == 2 \
+                    and isinstance(other.args[1], sp.exp):
+                return f"-np.expm1({self._print(other.args[1].args[0])})"
+        return super()._print_Add(expr, order=order)
 
     # -- powers -------------------------------------------------------------------------
     def _print_Pow(self, expr, rational=False):
@@ -93,6 +139,31 @@ class NumbaPrinter(PythonCodePrinter):
     def _print_Abs(self, expr):
         return f"abs({self._print(expr.args[0])})"
 
+    def _print_erf(self, expr):
+        return f"math.erf({self._print(expr.args[0])})"
+
+    def _print_sign(self, expr):
+        return f"np.sign({self._print(expr.args[0])})"
+
+    def _print_Max(self, expr):
+        return f"max({', '.join(self._print(a) for a in expr.args)})"
+
+    def _print_Min(self, expr):
+        return f"min({', '.join(self._print(a) for a in expr.args)})"
+
+    def _print_Heaviside(self, expr):
+        # sympy's Heaviside(u) is 1/2 at u = 0 unless given another value
+        u = self._print(expr.args[0])
+        at_zero = expr.args[1] if len(expr.args) > 1 else sp.S.Half
+        return (f"({self.literal(1)} if {u} > {self.literal(0)} else ({self.literal(0)} if "
+                f"{u} < {self.literal(0)} else {self._print(at_zero)}))")
+
+    def _print_DiracDelta(self, expr):
+        raise ValueError(f"the Numba printer cannot print {expr} (a distribution)")
+
+    def _print_not_supported(self, expr):
+        raise ValueError(f"the Numba printer has no NumPy equivalent for {expr}")
+
     def _print_Piecewise(self, expr):
         # (a if cond else (b if cond2 else c)); the last piece must be unconditional
         pieces = list(expr.args)
@@ -109,6 +180,16 @@ class NumbaPrinter(PythonCodePrinter):
 
     def _print_Symbol(self, expr):
         return expr.name
+
+
+def _logistic_denominator(f: sp.Expr) -> sp.Expr | None:
+    """u when f is 1/(1 + exp(u)), else None."""
+    if f.is_Pow and f.exp == -1 and f.base.is_Add and len(f.base.args) == 2 \
+            and sp.S.One in f.base.args:
+        other = f.base.args[0] if f.base.args[1] == sp.S.One else f.base.args[1]
+        if isinstance(other, sp.exp):
+            return other.args[0]
+    return None
 
 
 def numba_code(expr: sp.Expr, dtype: str = "float64") -> str:

@@ -8,7 +8,13 @@ the lecture's deltas. Nothing is hand-written: the only derivative rules are sym
 Where a local derivative of out = f(net) can be written in the stored output alone
 (sigmoid' = out(1 - out), tanh' = 1 - out^2, bce's y - t), it is rewritten so: first by
 replacing f(net) with out, else by substituting net = f^-1(out) and simplifying. The rewrite
-is kept only when it removes net and does not cost more operations.
+is kept only when it removes net and does not cost more operations. The solve is tried only
+for the registry's activations that allow it (`solve_for_output`, e.g. sigmoid): on other
+formulas sympy.solve can run for minutes.
+
+An assignment of role "shift" (softmax's max_k net_k) is treated as a constant: the values
+that use it are invariant under the shift (out_k = exp(net_k - m)/sum_j exp(net_j - m)), so
+its total derivative is zero and no adjoint is propagated through it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from functools import cache
 
 import sympy as sp
 
+from .functions import ACTIVATIONS
 from .functions import x as _X
 from .functions import y as _Y
 from .program import Assign, Program
@@ -33,12 +40,14 @@ def adjoint_name(v: sp.Symbol) -> str:
 def differentiate(program: Program) -> Program:
     forward = program.forward
     params = set(program.param_symbols)
-    produced = {a.lhs for a in forward}
-    # values out = f(u) of one argument: candidates for writing f'(u) in terms of out
+    shifts = {a.lhs for a in forward if a.role == "shift"}  # constants here (module doc)
+    produced = {a.lhs for a in forward} - shifts
+    # values out = f(u) of one argument (shifts aside): candidates for writing f'(u) in
+    # terms of out
     stored_of: dict[sp.Symbol, tuple[sp.Symbol, sp.Expr]] = {}
     for a in forward:
-        if a.role == "out" and len(a.rhs.free_symbols) == 1:
-            (u,) = a.rhs.free_symbols
+        if a.role in ("out", "temp") and len(a.rhs.free_symbols - shifts) == 1:
+            (u,) = a.rhs.free_symbols - shifts
             stored_of[u] = (a.lhs, a.rhs)
 
     contrib: dict[sp.Symbol, list[tuple[sp.Expr, str]]] = defaultdict(list)
@@ -59,6 +68,8 @@ def differentiate(program: Program) -> Program:
                                    comment=_comment(bar, v, terms), layer=a.layer))
         for u in sorted(a.rhs.free_symbols & (produced | params), key=lambda s: s.name):
             local = output_form(sp.diff(a.rhs, u), u, stored_of)
+            if local == 0:
+                continue  # e.g. a step activation: nothing flows back through it
             if bar_label:
                 label = f"{bar_label} * d{v.name}/d{u.name}"
                 if local.free_symbols:
@@ -91,10 +102,10 @@ def output_form(local: sp.Expr, u: sp.Symbol, stored_of) -> sp.Expr:
     if u not in local.free_symbols or u not in stored_of:
         return local
     v, g = stored_of[u]
-    others = sorted(local.free_symbols - {u}, key=lambda s: s.name)
+    others = sorted((local.free_symbols | g.free_symbols) - {u}, key=lambda s: s.name)
     canon = {s: sp.Symbol(f"_p{i}", real=True) for i, s in enumerate(others)}
     local_c = local.xreplace({u: _X, **canon})
-    rewritten = _rewrite(local_c, g.xreplace({u: _X}))
+    rewritten = _rewrite(local_c, g.xreplace({u: _X, **canon}))
     if rewritten is None:
         return local
     back = {c: s for s, c in canon.items()}
@@ -109,7 +120,7 @@ def _rewrite(local: sp.Expr, g: sp.Expr) -> sp.Expr | None:
         return direct
     # where f(x) cannot be eliminated, replacing it where it occurs still saves recomputing it
     partial = direct if sp.count_ops(direct) < sp.count_ops(local) else None
-    if g.has(sp.Piecewise) or g == _X:
+    if g.has(sp.Piecewise) or g == _X or g not in _solvable():
         return partial
     try:
         solutions = sp.solve(sp.Eq(_Y, g), _X)
@@ -120,11 +131,21 @@ def _rewrite(local: sp.Expr, g: sp.Expr) -> sp.Expr | None:
         r = _tidy(sp.factor(sp.simplify(local.xreplace({_X: s}))))
         if _X in r.free_symbols:
             continue
-        if best is None or sp.count_ops(r) < sp.count_ops(best):
-            best = r
+        # the expanded form too: softplus' = (exp(y) - 1)*exp(-y) overflows for large y,
+        # its expansion 1 - exp(-y) does not (and is cheaper)
+        for cand in (r, sp.expand(r)):
+            if best is None or sp.count_ops(cand) < sp.count_ops(best):
+                best = cand
     if best is None or sp.count_ops(best) > sp.count_ops(local):
         return partial
     return best
+
+
+@cache
+def _solvable() -> frozenset:
+    """The activations (in x) whose inverse sympy.solve finds quickly (`solve_for_output`)."""
+    return frozenset(a.expr(_X) for a in ACTIVATIONS.values()
+                     if a.solve_for_output and not a.layer_wide)
 
 
 def _tidy(r: sp.Expr) -> sp.Expr:

@@ -8,9 +8,11 @@ Weights are numbered w1, w2, ... row by row through W1, W2, ... exactly as in th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sympy as sp
 
-from .functions import ACTIVATIONS, LOSSES, t, x, y
+from .functions import activation_def, loss_def, t, x, y
 from .program import Assign, LayerInfo, ParamEntry, Program
 from .spec import Spec
 
@@ -43,10 +45,10 @@ def lower(spec: Spec) -> Program:
     layers: list[LayerInfo] = []
     prev = inputs
     w_count = 0
-    nets_of_last: tuple[sp.Symbol, ...] = ()
     names = unit_names(spec)
+    softmax: _Softmax | None = None
     for ln, layer in enumerate(net.layers, start=1):
-        act = ACTIVATIONS[layer.activation.name]
+        act = activation_def(layer.activation)
         if layer.bias == "shared":
             shared_b = _sym(f"b{ln}")
         nets, outs = [], []
@@ -66,10 +68,13 @@ def lower(spec: Spec) -> Program:
                 terms.append(b)
             n_sym, o_sym = _sym(f"net_{unit}"), _sym(f"out_{unit}")
             forward.append(Assign(n_sym, sp.Add(*terms), "net", layer=ln))
-            forward.append(Assign(o_sym, act.expr(n_sym, **layer.activation.kwargs), "out",
-                                  layer=ln))
+            if not act.layer_wide:
+                forward.append(Assign(o_sym, act.expr(n_sym, **layer.activation.kwargs), "out",
+                                      layer=ln))
             nets.append(n_sym)
             outs.append(o_sym)
+        if act.layer_wide:
+            softmax = _layer_wide(act, ln, nets, outs, names[ln - 1], forward)
         if layer.bias == "shared":
             params.append(ParamEntry(shared_b, f"b{ln}", ()))
         # keep the parameter table in the order W1, b1, W2, b2 with row-major indices
@@ -78,24 +83,89 @@ def lower(spec: Spec) -> Program:
             activation=layer.activation.describe(), formula=act.formula,
             nets=tuple(nets), outs=tuple(outs), bias=layer.bias))
         prev = tuple(outs)
-        nets_of_last = tuple(nets)
 
-    loss_def = LOSSES[spec.loss.kind]
-    last = net.layers[-1]
-    per_unit = loss_def.expr(y, t, net.outputs)  # in the registry's y (output) and t (target)
-    if loss_def.requires_output:
+    params_t = _ordered(params, spec)
+    E = _sym("E")
+    rhs, formula = _loss(spec, layers[-1], targets, softmax)
+    if spec.loss.weight_decay:
+        decay, decay_formula = _weight_decay(spec, params_t)
+        rhs, formula = rhs + decay, f"{formula} + {decay_formula}"
+    forward.append(Assign(E, rhs, "loss", comment=f"E = {formula}"))
+    return Program(inputs=inputs, targets=targets, params=params_t,
+                   layers=tuple(layers), forward=tuple(forward), outputs=prev, loss=E,
+                   loss_formula=formula)
+
+
+@dataclass(frozen=True)
+class _Softmax:
+    """The named values of a layer-wide (softmax) output layer, for the fused losses."""
+
+    shift: sp.Symbol  # m = max_k net_k
+    total: sp.Symbol  # sum_k f(net_k - m)
+
+
+def _layer_wide(act, ln, nets, outs, units, forward) -> _Softmax:
+    """out_k = f(net_k - m) / sum_j f(net_j - m), m = max_j net_j, as named values.
+
+    Subtracting m changes nothing mathematically (the quotient is shift-invariant) but keeps
+    every exp(net_k - m) <= 1, so nothing overflows; m gets role "shift", which autodiff
+    treats as a constant (its total derivative is zero)."""
+    shift, total = _sym("max_net"), _sym("exp_sum")
+    forward.append(Assign(shift, sp.Max(*nets), "shift", layer=ln,
+                          comment="max_k net_k: shifts the exponents below to <= 0"))
+    parts = []
+    for n_sym, unit in zip(nets, units):
+        part = _sym(f"exp_{unit}")
+        forward.append(Assign(part, act.build(n_sym - shift), "temp", layer=ln,
+                              comment=f"{act.build(n_sym - shift)}, at most 1"))
+        parts.append(part)
+    forward.append(Assign(total, sp.Add(*parts), "temp", layer=ln,
+                          comment="the softmax's denominator, at least 1"))
+    for part, o_sym in zip(parts, outs):
+        forward.append(Assign(o_sym, part / total, "out", layer=ln))
+    return _Softmax(shift, total)
+
+
+def _loss(spec: Spec, last: LayerInfo, targets, softmax: _Softmax | None):
+    """The per-sample loss (summed over the output units) and its formula."""
+    loss = loss_def(spec.loss)
+    last_act = spec.network.layers[-1].activation
+    per_unit = loss.expr(y, t, len(targets))  # in the registry's y (output) and t (target)
+    if softmax is not None and loss.fused_with(last_act.name):
+        # y = exp(x - m)/S: the logarithms expand into log-sum-exp of the nets, e.g. for
+        # cross_entropy -t*log(y) = t*(m + log(S) - x): nothing overflows or underflows
+        y_of_net = activation_def(last_act).build(x - softmax.shift) / softmax.total
+        per_unit = sp.expand_log(per_unit.xreplace({y: y_of_net}), force=True)
+        arg, values = x, last.nets
+    elif loss.fused_with(last_act.name):
         # computed from the pre-activation: y = f(x) substituted and simplified, which turns
         # bce into the stable softplus form log(1 + exp(x)) - t*x
-        act = ACTIVATIONS[last.activation.name].expr(x, **last.activation.kwargs)
-        per_unit, arg, values = fused_loss(per_unit, act), x, nets_of_last
+        act = activation_def(last_act).expr(x, **last_act.kwargs)
+        per_unit, arg, values = fused_loss(per_unit, act), x, last.nets
     else:
-        arg, values = y, prev
+        arg, values = y, last.outs
     terms = [per_unit.xreplace({arg: v, t: t_sym}) for v, t_sym in zip(values, targets)]
-    E = _sym("E")
-    forward.append(Assign(E, sp.Add(*terms), "loss", comment=f"E = {loss_def.formula}"))
-    return Program(inputs=inputs, targets=targets, params=_ordered(params, spec),
-                   layers=tuple(layers), forward=tuple(forward), outputs=prev, loss=E,
-                   loss_formula=loss_def.formula)
+    return sp.Add(*terms), loss.formula
+
+
+# the kernels' loop variable over the samples of a batch (see templates/cpu/module.py.jinja)
+SAMPLE_INDEX = sp.Symbol("s", integer=True, nonnegative=True)
+
+
+def _weight_decay(spec: Spec, params) -> tuple[sp.Expr, str]:
+    """lambda * sum of every weight squared (biases excluded), added once to the batch loss.
+
+    The kernels sum the per-sample E over the batch and then reduce. Under reduction "mean"
+    the term is added to every sample's E (the mean of N copies is the term itself); under
+    "sum" only to the first sample's (s == 0). Either way the batch loss is
+    reduce(E_s) + lambda * sum w^2, and its gradient gets 2 * lambda * w, from sympy.diff."""
+    lam = sp.Float(spec.loss.weight_decay)
+    decay = lam * sp.Add(*[p.symbol ** 2 for p in params if p.array.startswith("W")])
+    text = f"{spec.loss.weight_decay!r}*sum w^2"
+    if spec.loss.reduction == "mean":
+        return decay, f"{text} (weight decay: in every sample's E, so once in the mean)"
+    once = sp.Piecewise((decay, sp.Eq(SAMPLE_INDEX, 0)), (0, True))
+    return once, f"{text} (weight decay: in the first sample's E, so once in the sum)"
 
 
 def _ordered(params: list[ParamEntry], spec: Spec) -> tuple[ParamEntry, ...]:

@@ -19,14 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SpecError
-from .functions import ACTIVATIONS, LOSSES
+from .functions import ACTIVATIONS, CUSTOM, LOSSES, parse_activation, parse_loss
 
 BIAS_KINDS = ("per_unit", "shared", "none")
 REDUCTIONS = ("mean", "sum")
 OPTIMIZERS = ("sgd", "adam")
 DECAYS = ("step", "exponential")
 UPDATE_GROUPS = ("weights", "biases")
-INIT_SCHEMES = ("normal_0.01", "uniform_fan_in")
+INIT_SCHEMES = ("normal_0.01", "uniform_fan_in", "xavier_uniform", "xavier_normal", "he_normal",
+                "he_uniform")
+LOSS_KINDS = (*LOSSES, CUSTOM)
 DTYPES = ("float32", "float64")
 STRATEGIES = ("store", "recompute")
 MODES = ("auto", "scalar", "loop")
@@ -46,14 +48,17 @@ MAX_SEED = 2**64 - 1
 
 @dataclass(frozen=True)
 class Activation:
-    name: str
+    name: str  # a registry name, or "custom" for a formula
     params: tuple[tuple[str, float], ...] = ()
+    expr: str = ""  # the formula in x of a custom activation
 
     @property
     def kwargs(self) -> dict[str, float]:
         return dict(self.params)
 
     def describe(self) -> str:
+        if self.name == CUSTOM:
+            return f"{CUSTOM}({self.expr})"
         if not self.params:
             return self.name
         inner = ", ".join(f"{k}={v!r}" for k, v in self.params)
@@ -81,6 +86,8 @@ class Network:
 class Loss:
     kind: str = "sse"
     reduction: str = "mean"
+    expr: str = ""  # the per-unit formula in y and t of kind "custom"
+    weight_decay: float = 0.0  # lambda: lambda * sum of the weights squared joins the batch loss
 
 
 @dataclass(frozen=True)
@@ -314,6 +321,12 @@ def _network(v: _Validator, raw) -> Network:
         units = v.integer(lt["units"], f"{key}.units", minimum=1, maximum=MAX_UNITS)
         act = _activation(v, lt["activation"], f"{key}.activation")
         bias = v.choice(lt.get("bias", "per_unit"), f"{key}.bias", BIAS_KINDS)
+        if act.name in ACTIVATIONS and ACTIVATIONS[act.name].layer_wide:
+            if i != len(layers_raw) - 1:
+                v.fail(f"{key}.activation", f"{act.name!r} only on the output (last) layer (each "
+                                            f"of its outputs depends on every net of the layer)")
+            if units < 2:
+                v.fail(f"{key}.units", f"at least 2 units in a {act.name} layer", units)
         layers.append(Layer(units=units, activation=act, bias=bias))
     return Network(inputs=inputs, layers=tuple(layers))
 
@@ -322,11 +335,15 @@ def _activation(v: _Validator, raw, key: str) -> Activation:
     if isinstance(raw, str):
         name, given = raw, {}
     elif isinstance(raw, Mapping):
+        if "expr" in raw:
+            return _custom_activation(v, raw, key)
         if "name" not in raw:
-            v.fail(f"{key}.name", "this key to be present (the activation's name)")
+            v.fail(f"{key}.name", "this key to be present (the activation's name), or an expr "
+                                  "key with a formula in x")
         name, given = raw["name"], {k: x for k, x in raw.items() if k != "name"}
     else:
-        v.fail(key, "an activation name or an inline table { name = ..., ... }", raw)
+        v.fail(key, "an activation name, an inline table { name = ..., ... } or "
+                    "{ expr = \"<formula in x>\" }", raw)
     v.choice(name, key if isinstance(raw, str) else f"{key}.name", tuple(ACTIVATIONS))
     entry = ACTIVATIONS[name]
     params = []
@@ -339,16 +356,40 @@ def _activation(v: _Validator, raw, key: str) -> Activation:
     return Activation(name=name, params=tuple(params))
 
 
+def _custom_activation(v: _Validator, raw, key: str) -> Activation:
+    for k in raw:
+        if k != "expr":
+            v.fail(_join(key, k), "no such key beside expr (a custom activation is "
+                                  "{ expr = \"<formula in x>\" } alone)")
+    text = raw["expr"]
+    parse_activation(text, v.source, f"{key}.expr")  # refuses anything but a formula in x
+    return Activation(name=CUSTOM, expr=text.strip())
+
+
 def _loss(v: _Validator, raw, network: Network) -> Loss:
-    t = v.table(raw, "loss", required=("kind",), optional=("reduction",))
-    kind = v.choice(t["kind"], "loss.kind", tuple(LOSSES))
+    t = v.table(raw, "loss", required=("kind",),
+                optional=("reduction", "expr", "weight_decay"))
+    kind = v.choice(t["kind"], "loss.kind", LOSS_KINDS)
     reduction = v.choice(t.get("reduction", "mean"), "loss.reduction", REDUCTIONS)
-    needs = LOSSES[kind].requires_output
+    expr = ""
+    if kind == CUSTOM:
+        if "expr" not in t:
+            v.fail("loss.expr", "this key to be present (kind = \"custom\" takes its formula "
+                                "in y and t here)")
+        parse_loss(t["expr"], v.source, "loss.expr")  # refuses anything but a formula
+        expr = t["expr"].strip()
+    elif "expr" in t:
+        v.fail("loss.expr", f"no expr for loss {kind!r} (only kind = \"custom\" takes a "
+                            f"formula)")
+    decay = v.number(t.get("weight_decay", 0.0), "loss.weight_decay")
+    if decay < 0:
+        v.fail("loss.weight_decay", "a number >= 0", t["weight_decay"])
+    needs = LOSSES[kind].requires_output if kind in LOSSES else None
     last = network.layers[-1].activation.name
     if needs and last != needs:
         v.fail("loss.kind", f"a {needs} output layer for loss {kind!r} "
                             f"(the last layer's activation is {last!r})")
-    return Loss(kind=kind, reduction=reduction)
+    return Loss(kind=kind, reduction=reduction, expr=expr, weight_decay=decay)
 
 
 def _training(v: _Validator, raw) -> Training:

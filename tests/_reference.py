@@ -6,6 +6,9 @@ Written from the spec's documented semantics only (docs/spec.md), not from symne
 from __future__ import annotations
 
 import numpy as np
+from scipy import special
+
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805  # Klambauer et al. 2017
 
 ACTS = {
     "sigmoid": lambda z, a: 1.0 / (1.0 + np.exp(-z)),
@@ -13,41 +16,95 @@ ACTS = {
     "relu": lambda z, a: np.maximum(z, 0.0),
     "leaky_relu": lambda z, a: np.where(z > 0, z, a * z),
     "linear": lambda z, a: z,
+    "step": lambda z, a: np.where(z >= 0, 1.0, 0.0),
+    "sign": lambda z, a: np.sign(z),
+    "hard_sigmoid": lambda z, a: np.clip(z + 0.5, 0.0, 1.0),
+    "elu": lambda z, a: np.where(z > 0, z, a * np.expm1(np.minimum(z, 0.0))),
+    "selu": lambda z, a: SELU_SCALE * np.where(z > 0, z, SELU_ALPHA * np.expm1(np.minimum(z, 0))),
+    "softplus": lambda z, a: np.logaddexp(0.0, z),
+    "silu": lambda z, a: z * special.expit(z),
+    "swish": lambda z, a: z * special.expit(z),
+    "gelu": lambda z, a: 0.5 * z * (1.0 + special.erf(z / np.sqrt(2.0))),
+    "gelu_tanh": lambda z, a: 0.5 * z * (1.0 + np.tanh(np.sqrt(2.0 / np.pi)
+                                                       * (z + 0.044715 * z ** 3))),
+    "softsign": lambda z, a: z / (1.0 + np.abs(z)),
+    "softmax": lambda z, a: special.softmax(z, axis=1),
 }
+DEFAULT_PARAM = {"leaky_relu": 0.01, "elu": 1.0}
+
+# custom formulas, by their text: tests register a NumPy version of each formula they use
+CUSTOM_ACTS: dict = {}  # text -> f(z)
+CUSTOM_LOSSES: dict = {}  # text -> f(y, t), per unit
 
 
 def _act(layer):
     act = layer["activation"]
     if isinstance(act, str):
-        return act, 0.01
-    return act["name"], act.get("alpha", 0.01)
+        return act, DEFAULT_PARAM.get(act, 0.0)
+    if "expr" in act:
+        return "custom:" + act["expr"].strip(), 0.0
+    return act["name"], act.get("alpha", DEFAULT_PARAM.get(act["name"], 0.0))
 
 
-def forward(spec: dict, params: dict, X: np.ndarray) -> np.ndarray:
+def _apply(name, z, alpha):
+    if name.startswith("custom:"):
+        return CUSTOM_ACTS[name[len("custom:"):]](z)
+    return ACTS[name](z, alpha)
+
+
+def forward_with_net(spec: dict, params: dict, X: np.ndarray):
+    """(outputs, the output layer's net inputs)."""
     a = np.asarray(X, dtype=np.float64)
+    z = a
     for ln, layer in enumerate(spec["network"]["layers"], start=1):
         z = a @ params[f"W{ln}"].T
         if layer.get("bias", "per_unit") != "none":
             z = z + params[f"b{ln}"]
         name, alpha = _act(layer)
-        a = ACTS[name](z, alpha)
-    return a
+        a = _apply(name, z, alpha)
+    return a, z
+
+
+def forward(spec: dict, params: dict, X: np.ndarray) -> np.ndarray:
+    return forward_with_net(spec, params, X)[0]
+
+
+def _log_output(spec, Y, Z):
+    """log y, from the net where the output layer allows it (the same number, more exactly)."""
+    last, _ = _act(spec["network"]["layers"][-1])
+    if last == "softmax":
+        return special.log_softmax(Z, axis=1)
+    if last == "sigmoid":
+        return -np.logaddexp(0.0, -Z)
+    return np.log(Y)
 
 
 def loss(spec: dict, params: dict, X: np.ndarray, T: np.ndarray) -> float:
-    Y = forward(spec, params, X)
+    Y, Z = forward_with_net(spec, params, X)
     kind = spec["loss"]["kind"]
     if kind == "sse":
         per = 0.5 * np.sum((T - Y) ** 2, axis=1)
     elif kind == "mse":
         per = np.mean((T - Y) ** 2, axis=1)
+    elif kind == "mae":
+        per = np.mean(np.abs(T - Y), axis=1)
     elif kind == "bce":
-        per = -np.sum(T * np.log(Y) + (1 - T) * np.log(1 - Y), axis=1)
+        if _act(spec["network"]["layers"][-1])[0] == "sigmoid":  # log y, log(1 - y) exactly
+            per = np.sum(T * np.logaddexp(0.0, -Z) + (1 - T) * np.logaddexp(0.0, Z), axis=1)
+        else:
+            per = -np.sum(T * np.log(Y) + (1 - T) * np.log(1 - Y), axis=1)
+    elif kind in ("cross_entropy", "nll"):
+        per = -np.sum(T * _log_output(spec, Y, Z), axis=1)
+    elif kind == "custom":
+        per = np.sum(CUSTOM_LOSSES[spec["loss"]["expr"].strip()](Y, T), axis=1)
     else:
         raise ValueError(kind)
     total = per.sum()
     if spec["loss"].get("reduction", "mean") == "mean":
         total /= X.shape[0]
+    decay = spec["loss"].get("weight_decay", 0.0)
+    if decay:  # once per batch, whatever the reduction; weights only, not biases
+        total += decay * sum(np.sum(v ** 2) for k, v in params.items() if k.startswith("W"))
     return float(total)
 
 

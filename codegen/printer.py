@@ -176,7 +176,14 @@ class NumbaPrinter(PythonCodePrinter):
 
     def _print_Relational(self, expr):
         ops = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
-        return f"{self._print(expr.lhs)} {ops[expr.rel_op]} {self._print(expr.rhs)}"
+        return f"{self._side(expr.lhs, expr.rhs)} {ops[expr.rel_op]} " \
+               f"{self._side(expr.rhs, expr.lhs)}"
+
+    def _side(self, side, other):
+        # an integer compared with an integer variable (the sample index s) stays an integer
+        if side.is_Integer and other.is_Symbol and other.is_integer:
+            return str(int(side))
+        return self._print(side)
 
     def _print_Symbol(self, expr):
         return expr.name

@@ -117,7 +117,7 @@ def _layer_wide(act, ln, nets, outs, units, forward) -> _Softmax:
     for n_sym, unit in zip(nets, units):
         part = _sym(f"exp_{unit}")
         forward.append(Assign(part, act.build(n_sym - shift), "temp", layer=ln,
-                              comment=f"{act.build(n_sym - shift)}, at most 1"))
+                              comment=f"exp({n_sym} - {shift}) <= 1: cannot overflow"))
         parts.append(part)
     forward.append(Assign(total, sp.Add(*parts), "temp", layer=ln,
                           comment="the softmax's denominator, at least 1"))

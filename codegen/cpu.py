@@ -17,7 +17,13 @@ from symnet.spec import Spec
 
 from .printer import NumbaPrinter
 
-NJIT_OPTIONS = "cache=True"
+# error_model="numpy": a float division by zero gives inf/nan instead of raising, which drops
+# the per-division check that keeps LLVM from vectorizing the sample loops. float32 kernels
+# also allow reassociation (so sums over the batch vectorize) and the like, but not the
+# no-NaN/no-inf assumptions.
+NJIT_OPTIONS = 'cache=True, error_model="numpy"'
+FASTMATH32 = '{"nsz", "arcp", "contract", "afn", "reassoc"}'
+
 _X = re.compile(r"\bx\b")
 
 
@@ -115,9 +121,12 @@ def base_context(spec: Spec, *, version: str, spec_file: str, mode: str) -> dict
         "spec": spec,
         "name": spec.name,
         "mode": mode,
+        # the scalar form loops over samples innermost: X is passed features-by-samples
+        "samples_axis": 1 if mode == "scalar" else 0,
         "dtype": spec.codegen.dtype,
         "strategy": spec.codegen.strategy,
-        "njit": NJIT_OPTIONS,
+        "njit": NJIT_OPTIONS + (f", fastmath={FASTMATH32}" if spec.codegen.dtype == "float32"
+                                else ""),
         "args": args,
         "param_shapes": {a.name: a.shape for a in args},
         "updated": [a.name for a in args if a.updated],

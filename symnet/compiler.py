@@ -27,8 +27,9 @@ from .spec import Spec, load_spec, spec_from_dict
 AUTO_SCALAR_MAX_PARAMS = 64
 
 # Largest network compiled in the unrolled (scalar) form. Numba's compile time grows faster
-# than the unrolled code; measured in docs/benchmarks.md. Wide networks need loop lowering.
-MAX_SCALAR_PARAMS = 500
+# than the unrolled code: Numba's first compile of grad + fit reaches about 10 s near 300
+# parameters on a 2-core machine (benchmarks/compile_time.py, see docs/benchmarks.md).
+MAX_SCALAR_PARAMS = 300
 
 
 @dataclass(frozen=True)

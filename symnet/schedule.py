@@ -20,8 +20,9 @@ from .errors import SymnetError
 from .program import Assign, Program
 
 # Inlining every gradient grows like width**depth; beyond this many parameters the
-# recompute form is refused (measured: see docs/benchmarks.md).
-RECOMPUTE_MAX_PARAMS = 60
+# recompute form is refused. With one hidden layer, build + first compile is about 10 s at
+# 25 parameters and 20 s at 30 (benchmarks/compile_time.py, see docs/benchmarks.md).
+RECOMPUTE_MAX_PARAMS = 25
 
 
 # Numba compiles about 300 inlined operations a second here (5,500 took 30 s), so the

@@ -138,10 +138,11 @@ def test_store_and_recompute_figures():
 
 
 def test_recompute_refuses_what_would_not_compile_in_time():
+    # 18 parameters (under the parameter limit) but thousands of inlined operations
     spec = symnet.spec_from_dict({
-        "name": "deep", "network": {"inputs": 3, "layers": [
-            {"units": 4, "activation": "tanh"}, {"units": 4, "activation": "tanh"},
-            {"units": 3, "activation": "tanh"}]},
+        "name": "deep", "network": {"inputs": 2, "layers": [
+            {"units": 2, "activation": "tanh"}, {"units": 2, "activation": "tanh"},
+            {"units": 2, "activation": "tanh"}]},
         "loss": {"kind": "mse"}})
     with pytest.raises(SymnetError, match=f"limit is {RECOMPUTE_MAX_OPS}"):
         schedule(differentiate(lower(spec)), "recompute")
@@ -211,9 +212,10 @@ def test_generated_module_is_standalone_and_says_where_it_came_from(tmp_path):
             imported.add(node.module.split(".")[0])
     assert imported == {"numpy", "numba"}
     kernels = [f for f in tree.body if isinstance(f, ast.FunctionDef) and f.decorator_list]
-    assert {f.name for f in kernels} == {"_forward", "_loss", "_grad", "_train_step", "_fit"}
+    assert {f.name for f in kernels} >= {"_forward", "_loss", "_grad", "_train_step", "_fit",
+                                         "_fit_minibatch"}
     for f in kernels:
-        assert ast.unparse(f.decorator_list[0]) == "njit(cache=True)"
+        assert ast.unparse(f.decorator_list[0]).startswith("njit(cache=True")
     head = "\n".join(compiled.source.splitlines()[:3])
     assert symnet.__version__ in head and "mazur.toml" in head
     assert hashlib.sha256(spec_path.read_bytes()).hexdigest() in head

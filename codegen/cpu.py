@@ -121,6 +121,7 @@ def base_context(spec: Spec, *, version: str, spec_file: str, mode: str) -> dict
         "spec": spec,
         "name": spec.name,
         "mode": mode,
+        "fastmath32": FASTMATH32,
         # the scalar form loops over samples innermost: X is passed features-by-samples
         "samples_axis": 1 if mode == "scalar" else 0,
         "dtype": spec.codegen.dtype,

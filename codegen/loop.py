@@ -27,6 +27,11 @@ class LoopLayerCode:
     source: str  # the array this layer reads: X or out<l-1>
 
 
+def _block(steps, printer: NumbaPrinter) -> list[Line]:
+    return [Line(a.lhs.name, printer.doprint(a.rhs), a.comment if a.role in
+                 ("temp", "shift") else "") for a in steps]
+
+
 def context(spec: Spec, program: LoopProgram, *, version: str, spec_file: str) -> dict:
     printer = NumbaPrinter(spec.codegen.dtype)
     ctx = base_context(spec, version=version, spec_file=spec_file, mode="loop")
@@ -39,16 +44,29 @@ def context(spec: Spec, program: LoopProgram, *, version: str, spec_file: str) -
             source="X" if L.number == 1 else f"out{L.number - 1}")
         for L in program.layers
     ]
-    temps = [Line(s.name, printer.doprint(e), "shared subexpression (CSE)")
-             for s, e in program.output_temps]
+    out = program.output
+
+    def used(steps, symbols):
+        free = set().union(*(a.rhs.free_symbols for a in steps)) if steps else set()
+        return [(k, s.name) for k, s in enumerate(symbols) if s in free]
+
     ctx.update({
         "loop_layers": layers,
-        "output_temps": temps,
-        "loss_term": printer.doprint(program.loss_term),
-        "output_delta": printer.doprint(program.delta),
-        "output_uses_z": any(Z in e.free_symbols
-                             for e in [program.loss_term, program.delta]
-                             + [e for _, e in program.output_temps]),
         "loss_formula": program.loss_formula,
+        "out_forward": _block(out.forward, printer),
+        "out_loss": _block(out.loss_steps, printer),
+        "out_grad": _block(out.grad_steps, printer),
+        "out_names": [s.name for s in out.outs],
+        "loss_name": out.loss.name,
+        "delta_names": [s.name for s in out.deltas],
+        "net_loads": {"forward": used(out.forward, out.nets),
+                      "loss": used(out.loss_steps, out.nets),
+                      "grad": used(out.grad_steps, out.nets)},
+        "target_loads": {"loss": used(out.loss_steps, out.targets),
+                         "grad": used(out.grad_steps, out.targets)},
+        "weight_decay": (printer.doprint(program.decay) if program.decay is not None
+                         else None),
+        "weight_decay_grad": (printer.doprint(program.decay_grad)
+                       if program.decay_grad is not None else None),
     })
     return ctx

@@ -31,6 +31,12 @@ class NumbaPrinter(PythonCodePrinter):
             raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
         self.dtype = dtype
 
+    # float32 kernels call the module's own vectorizable exp/log/tanh (fastmath32.jinja)
+    FAST32 = {"exp": "_exp32", "log": "_log32", "tanh": "_tanh32"}
+
+    def fn(self, name: str) -> str:
+        return self.FAST32[name] if self.dtype == "float32" else f"np.{name}"
+
     # -- numbers ------------------------------------------------------------------------
     def literal(self, value: float) -> str:
         text = repr(float(value))
@@ -73,7 +79,7 @@ class NumbaPrinter(PythonCodePrinter):
                 rest = [g for j, g in enumerate(factors) if j != i]
                 rest.remove(sp.exp(u))
                 one = self.literal(1)
-                denominator = f"({one} + np.exp({self._print(-u)}))"
+                denominator = f"({one} + {self.fn('exp')}({self._print(-u)}))"
                 if not rest:
                     return f"{one}/{denominator}"
                 return f"{self.parenthesize(sp.Mul(*rest), PRECEDENCE['Mul'])}/{denominator}"
@@ -122,7 +128,7 @@ class NumbaPrinter(PythonCodePrinter):
         raise ValueError(f"the Numba printer has no NumPy equivalent for {fqn!r}")
 
     def _print_exp(self, expr):
-        return f"np.exp({self._print(expr.args[0])})"
+        return f"{self.fn('exp')}({self._print(expr.args[0])})"
 
     def _print_log(self, expr):
         arg = expr.args[0]
@@ -130,11 +136,13 @@ class NumbaPrinter(PythonCodePrinter):
         if arg.is_Add and len(arg.args) == 2 and sp.S.One in arg.args:
             other = arg.args[0] if arg.args[1] == sp.S.One else arg.args[1]
             if isinstance(other, sp.exp):
+                if self.dtype == "float32":
+                    return f"_softplus32({self._print(other.args[0])})"
                 return f"np.logaddexp({self.literal(0)}, {self._print(other.args[0])})"
-        return f"np.log({self._print(arg)})"
+        return f"{self.fn('log')}({self._print(arg)})"
 
     def _print_tanh(self, expr):
-        return f"np.tanh({self._print(expr.args[0])})"
+        return f"{self.fn('tanh')}({self._print(expr.args[0])})"
 
     def _print_Abs(self, expr):
         return f"abs({self._print(expr.args[0])})"

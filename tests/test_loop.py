@@ -98,3 +98,48 @@ def test_loop_form_training_and_float32(tmp_path):
 def test_loop_form_refuses_recompute():
     with pytest.raises(symnet.SpecError, match="codegen.strategy"):
         symnet.build(_wide(mode="loop", strategy="recompute"))
+
+
+LIBRARY_SPECS = [
+    # softmax + cross_entropy (fused, log-sum-exp), weight decay, mean
+    {"layers": [{"units": 6, "activation": "elu"},
+                {"units": 4, "activation": "softmax", "bias": "shared"}],
+     "loss": {"kind": "cross_entropy", "weight_decay": 0.03}, "soft_targets": True},
+    # custom hidden activation and custom loss, sum
+    {"layers": [{"units": 5, "activation": {"expr": "x/(1 + abs(x))"}},
+                {"units": 3, "activation": "gelu_tanh", "bias": "none"},
+                {"units": 2, "activation": "linear"}],
+     "loss": {"kind": "custom", "expr": "log(1 + (y - t)**2)", "reduction": "sum",
+              "weight_decay": 0.1}},
+    # nll after sigmoid, softplus/silu hidden layers
+    {"layers": [{"units": 4, "activation": "softplus"}, {"units": 4, "activation": "silu"},
+                {"units": 2, "activation": "sigmoid"}],
+     "loss": {"kind": "nll"}, "soft_targets": True},
+    # mse after softmax (differentiated through the softmax Jacobian), selu, mae elsewhere
+    {"layers": [{"units": 3, "activation": "selu"},
+                {"units": 3, "activation": "softmax"}],
+     "loss": {"kind": "mse", "reduction": "sum"}},
+]
+
+
+@pytest.mark.parametrize("index", range(len(LIBRARY_SPECS)))
+def test_loop_form_covers_the_library(index, tmp_path):
+    case = LIBRARY_SPECS[index]
+    spec = {"name": f"lib{index}", "network": {"inputs": 3, "layers": case["layers"]},
+            "loss": case["loss"]}
+    scalar = symnet.compile(spec, tmp_path / "s", mode="scalar")
+    loop = symnet.compile(spec, tmp_path / "l", mode="loop")
+    rng = np.random.default_rng(400 + index)
+    params = random_params(rng, scalar.PARAM_SHAPES)
+    X = rng.normal(size=(7, 3))
+    n_out = case["layers"][-1]["units"]
+    T = rng.dirichlet(np.ones(n_out), size=7) if case.get("soft_targets") \
+        else rng.normal(size=(7, n_out))
+    np.testing.assert_allclose(loop.forward(params, X), scalar.forward(params, X), rtol=1e-12,
+                               atol=1e-15)
+    E1, g1 = scalar.grad(params, X, T)
+    E2, g2 = loop.grad(params, X, T)
+    assert E2 == pytest.approx(E1, rel=1e-12)
+    assert loop.loss(params, X, T) == pytest.approx(E1, rel=1e-12)
+    for name in g1:
+        np.testing.assert_allclose(g2[name], g1[name], rtol=1e-10, atol=1e-13)

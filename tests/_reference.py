@@ -164,3 +164,18 @@ def random_data(rng, spec, batch=4):
     else:
         T = rng.normal(0.0, 1.0, (batch, n_out))
     return X, T
+
+
+def kinds_covered(specs) -> dict[str, set]:
+    """Which activations, losses, bias kinds, reductions and depths a set of specs uses."""
+    seen: dict[str, set] = {"act": set(), "loss": set(), "bias": set(), "red": set(),
+                            "depth": set()}
+    for spec in specs:
+        for layer in spec["network"]["layers"]:
+            act = layer["activation"]
+            seen["act"].add(act if isinstance(act, str) else act.get("name", "custom"))
+            seen["bias"].add(layer.get("bias", "per_unit"))
+        seen["loss"].add(spec["loss"]["kind"])
+        seen["red"].add(spec["loss"].get("reduction", "mean"))
+        seen["depth"].add(len(spec["network"]["layers"]))
+    return seen

@@ -2,7 +2,13 @@
 
 import numpy as np
 import pytest
-from _reference import finite_difference_grad, random_data, random_params, random_spec
+from _reference import (
+    finite_difference_grad,
+    kinds_covered,
+    random_data,
+    random_params,
+    random_spec,
+)
 from _reference import forward as ref_forward
 from _reference import loss as ref_loss
 
@@ -33,16 +39,7 @@ def test_grad_matches_finite_differences(index, tmp_path):
 def test_random_specs_cover_every_kind():
     """The parametrised specs above exercise every activation, loss, bias kind and reduction."""
     rng = np.random.default_rng(0)
-    seen = {"act": set(), "loss": set(), "bias": set(), "red": set(), "depth": set()}
-    for index in range(N_SPECS):
-        spec = random_spec(rng, index)
-        for layer in spec["network"]["layers"]:
-            act = layer["activation"]
-            seen["act"].add(act if isinstance(act, str) else act["name"])
-            seen["bias"].add(layer["bias"])
-        seen["loss"].add(spec["loss"]["kind"])
-        seen["red"].add(spec["loss"]["reduction"])
-        seen["depth"].add(len(spec["network"]["layers"]))
+    seen = kinds_covered(random_spec(rng, index) for index in range(N_SPECS))
     assert seen["act"] == {"sigmoid", "tanh", "relu", "leaky_relu", "linear"}
     assert seen["loss"] == {"sse", "mse", "bce"}
     assert seen["bias"] == {"per_unit", "shared", "none"}

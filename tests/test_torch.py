@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _reference import random_data, random_params, random_spec
+from _reference import kinds_covered, random_data, random_params, random_spec
 
 import symnet
 from symnet import functions
@@ -99,14 +99,7 @@ def random_nets(tmp_path_factory):
 
 
 def test_random_indices_cover_every_kind(random_nets):
-    seen = {"act": set(), "loss": set(), "bias": set(), "red": set()}
-    for spec, _, _ in random_nets.values():
-        for layer in spec["network"]["layers"]:
-            act = layer["activation"]
-            seen["act"].add(act if isinstance(act, str) else act["name"])
-            seen["bias"].add(layer["bias"])
-        seen["loss"].add(spec["loss"]["kind"])
-        seen["red"].add(spec["loss"]["reduction"])
+    seen = kinds_covered(spec for spec, _, _ in random_nets.values())
     assert seen["act"] >= BASE_ACTIVATIONS
     assert seen["loss"] >= BASE_LOSSES
     assert seen["bias"] == {"per_unit", "shared", "none"}

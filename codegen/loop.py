@@ -50,7 +50,11 @@ def context(spec: Spec, program: LoopProgram, *, version: str, spec_file: str) -
         free = set().union(*(a.rhs.free_symbols for a in steps)) if steps else set()
         return [(k, s.name) for k, s in enumerate(symbols) if s in free]
 
+    printed = [L.out for L in layers] + [L.derivative for L in layers] + [
+        line.code for block in ("forward", "loss_steps", "grad_steps")
+        for line in _block(getattr(out, block), printer)]
     ctx.update({
+        "uses_math": any("math." in code for code in printed),
         "loop_layers": layers,
         "loss_formula": program.loss_formula,
         "out_forward": _block(out.forward, printer),

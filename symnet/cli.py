@@ -126,22 +126,22 @@ def _inspect(args) -> int:
 
 
 def _inspect_loop(spec, prog, show) -> int:
-    """The loop form: matrix products plus elementwise formulas, per layer."""
+    """The loop form: matrix products plus the elementwise formulas, per layer."""
     from types import SimpleNamespace as Row
 
-    from .loop import OUT, Z
+    from .loop import OUT
 
     print(f"# {spec.name}: loop form ({spec.n_params()} parameters); z = net, y = out")
-    for L in prog.layers:
+    for L in prog.layers[:-1]:
         src = "x" if L.number == 1 else f"out{L.number - 1}"
         print(f"# layer {L.number}: net{L.number} = {src} @ W{L.number}.T"
               + ("" if L.bias == "none" else f" + b{L.number}"))
         print(show(Row(lhs=OUT, rhs=L.out)))
         print(show(Row(lhs=sp.Symbol("dy/dz"), rhs=L.derivative)))
-    print("# output layer, per unit (CSE temporaries first)")
-    for sym, expr in prog.output_temps:
-        print(show(Row(lhs=sym, rhs=expr)))
-    print(show(Row(lhs=sp.Symbol("E_k"), rhs=prog.loss_term)))
-    print(show(Row(lhs=sp.Symbol("delta_k"), rhs=prog.delta)))
-    print(f"# hidden layers: delta = (delta_next @ W_next) * dy/dz; z symbol: {Z}")
+        print(f"# backward: delta{L.number} = (delta{L.number + 1} @ W{L.number + 1}) * dy/dz")
+    last = prog.layers[-1]
+    print(f"# layer {last.number} (output), one sample: the loss and delta_k = dE/dnet_k, "
+          f"derived by reverse mode")
+    for a in prog.output.grad_steps:
+        print(show(a))
     return 0

@@ -113,6 +113,7 @@ LIBRARY_SPECS = [
               "weight_decay": 0.1}},
     # nll after sigmoid, softplus/silu hidden layers
     {"layers": [{"units": 4, "activation": "softplus"}, {"units": 4, "activation": "silu"},
+                {"units": 3, "activation": "gelu"},  # math.erf: the module imports math
                 {"units": 2, "activation": "sigmoid"}],
      "loss": {"kind": "nll"}, "soft_targets": True},
     # mse after softmax (differentiated through the softmax Jacobian), selu, mae elsewhere
@@ -143,3 +144,16 @@ def test_loop_form_covers_the_library(index, tmp_path):
     assert loop.loss(params, X, T) == pytest.approx(E1, rel=1e-12)
     for name in g1:
         np.testing.assert_allclose(g2[name], g1[name], rtol=1e-10, atol=1e-13)
+
+
+def test_inspect_shows_the_loop_form(tmp_path, capsys):
+    from symnet.cli import main
+
+    path = tmp_path / "wide.toml"
+    path.write_text('name = "wide"\n[network]\ninputs = 40\n[[network.layers]]\nunits = 10\n'
+                    'activation = "tanh"\n[[network.layers]]\nunits = 3\n'
+                    'activation = "softmax"\n[loss]\nkind = "cross_entropy"\n')
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "loop form (443 parameters)" in out
+    assert "dE_dnet_o3" in out and "exp_sum" in out

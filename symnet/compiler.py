@@ -66,7 +66,8 @@ def check_size(spec: Spec) -> None:
     if n > MAX_SCALAR_PARAMS:
         raise SpecError(spec.source, "network",
                         f"at most {MAX_SCALAR_PARAMS} parameters for the unrolled (scalar) form "
-                        f"(Numba's compile time grows too fast beyond it; use mode = \"loop\" or \"auto\")", n)
+                        "(Numba's compile time grows too fast beyond it; "
+                        'use mode = "loop" or "auto")', n)
 
 
 def build(spec, strategy: str | None = None, dtype: str | None = None,

@@ -157,3 +157,40 @@ def test_inspect_shows_the_loop_form(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "loop form (443 parameters)" in out
     assert "dE_dnet_o3" in out and "exp_sum" in out
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_loop_form_splits_a_large_batch_across_threads(reduction, tmp_path):
+    """Narrow layers: the loop form computes a large batch in parts, in parallel, and adds up
+    the parts' gradients (the weight decay once). Checked against the unrolled form."""
+    import numba
+
+    spec = {
+        "name": f"split_{reduction}",
+        "network": {"inputs": 3, "layers": [
+            {"units": 5, "activation": "tanh"},
+            {"units": 4, "activation": "relu", "bias": "shared"},
+            {"units": 2, "activation": "sigmoid"}]},
+        "loss": {"kind": "bce", "reduction": reduction, "weight_decay": 0.01},
+        "training": {"learning_rate": 0.1},
+    }
+    loop = symnet.compile(spec, tmp_path / "l", mode="loop")
+    scalar = symnet.compile(spec, tmp_path / "s", mode="scalar")
+    if numba.config.NUMBA_NUM_THREADS > 1:
+        assert loop.BATCH_PARTS == numba.config.NUMBA_NUM_THREADS
+        assert "prange(parts)" in open(loop.__file__).read()
+    rng = np.random.default_rng(11)
+    params = random_params(rng, scalar.PARAM_SHAPES)
+    for batch in (127, 128, 301):  # one part, then two or more
+        X = rng.normal(size=(batch, 3))
+        T = (rng.uniform(size=(batch, 2)) > 0.5).astype(float)
+        E1, g1 = scalar.grad(params, X, T)
+        E2, g2 = loop.grad(params, X, T)
+        assert E2 == pytest.approx(E1, rel=1e-12)
+        for name in g1:
+            np.testing.assert_allclose(g2[name], g1[name], rtol=1e-10, atol=1e-13)
+    p1 = {k: v.copy() for k, v in params.items()}
+    p2 = {k: v.copy() for k, v in params.items()}
+    np.testing.assert_allclose(loop.fit(p2, X, T, 3), scalar.fit(p1, X, T, 3), rtol=1e-10)
+    for name in p1:
+        np.testing.assert_allclose(p2[name], p1[name], rtol=1e-10, atol=1e-12)

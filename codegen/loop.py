@@ -5,22 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
-
 from symnet.loop import OUT, LoopProgram, Z
 from symnet.spec import Spec
 
 from .cpu import _X, Line, base_context
 from .printer import NumbaPrinter
-
-# The loop form splits a batch across threads (prange over parts of the batch, each part's
-# gradient added up after) when every layer is at most this wide: BLAS then runs each product
-# on one thread, so the threads would otherwise sit idle. Wider layers leave the threading to
-# BLAS. Each part gets at least PARALLEL_MIN_ROWS rows; the number of parts is Numba's thread
-# count where the module is compiled (NUMBA_NUM_THREADS), fixed in the module so that its
-# results do not depend on the thread count it later runs with. Measured in docs/benchmarks.md.
-PARALLEL_MAX_WIDTH = 64
-PARALLEL_MIN_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -64,11 +53,7 @@ def context(spec: Spec, program: LoopProgram, *, version: str, spec_file: str) -
     printed = [L.out for L in layers] + [L.derivative for L in layers] + [
         line.code for block in ("forward", "loss_steps", "grad_steps")
         for line in _block(getattr(out, block), printer)]
-    widest = max(max(L.units, L.units_in) for L in layers)
-    parts = numba.config.NUMBA_NUM_THREADS
     ctx.update({
-        "parallel_rows": PARALLEL_MIN_ROWS if widest <= PARALLEL_MAX_WIDTH and parts > 1 else 0,
-        "batch_parts": parts,
         "uses_math": any("math." in code for code in printed),
         "loop_layers": layers,
         "loss_formula": program.loss_formula,

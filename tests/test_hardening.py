@@ -371,12 +371,12 @@ def _all_calls(m, params, X=X2, T=T2):
     (np.array([["a", "b"]]), r"X: expected an array of real numbers .*got a <U1 array"),
     (np.array([[object(), 1]]), r"X: expected an array of real numbers .*got a object array"),
     ([[1.0, 2.0], [3.0]], r"X: expected an array of real numbers .*got list"),
-    ("0.5, 0.25", r"X: expected an array of real numbers .*got a <U10 array"),
+    ("0.5, 0.25", r"X: expected an array of real numbers .*got a <U9 array of shape \(\)"),
 ])
 def test_bad_inputs_are_refused(net, X, message):
     params = net.init_params()
     before = {k: v.copy() for k, v in params.items()}
-    for call in _all_calls(net, params, X=X, T=T2[:1] if np.ndim(X) == 2 else T2).values():
+    for call in _all_calls(net, params, X=X).values():
         with pytest.raises(ValueError, match=message):
             call()
     for k in params:
@@ -492,8 +492,8 @@ def test_params_updated_in_place_must_be_exact(net, kind, message):
     for k in p:  # nothing was updated, not even the parameters checked before W1's
         np.testing.assert_array_equal(np.asarray(p[k]), before[k])
     # reading them is fine: forward, loss and grad convert
-    want = net.loss({**p, "W1": W}, X2, T2)
-    assert net.loss(p, X2, T2) == pytest.approx(want, rel=1e-6)
+    want = net.loss({**p, "W1": np.array(p["W1"], dtype=np.float64)}, X2, T2)
+    assert net.loss(p, X2, T2) == want
 
 
 def test_float32_module_converts_float64_inputs(tmp_path):
@@ -630,12 +630,12 @@ def test_extreme_pre_activations_stay_finite_and_accurate(case, mode, dtype, num
         warnings.simplefilter("error")
         Y = m.forward(W, X)
         E, g = m.grad(W, X, T)
-        assert m.loss(W, X, T) == E
+        assert m.loss(W, X, T) == pytest.approx(E, rel=4 * float(np.finfo(dt).eps))
     ref = _reference(case, X, T, {k: v.astype(np.float64) for k, v in W.items()})
     assert np.isfinite(Y).all() and np.isfinite(E)
     assert all(np.isfinite(v).all() for v in g.values())
     # float64: to a few ulp of the largest term; float32: the same in float32 ulp
-    eps = np.finfo(dt).eps
+    eps = float(np.finfo(dt).eps)
     scale = 1e4  # the largest pre-activation, and so the largest term in E and its gradients
     assert E == pytest.approx(ref[0], rel=8 * eps, abs=8 * eps * scale)
     if case in ("sigmoid", "softplus"):
@@ -700,7 +700,7 @@ def test_fit_stops_at_the_first_step_whose_loss_is_not_finite(mode, dtype, tmp_p
     X, T = np.array([[10.0]]), np.array([[1.0]])
     losses, w = _reference_steps(0.5, 10.0, 1.0, 10.0, dt, 1000)
     k = len(losses) - 1
-    assert not np.isfinite(losses[k]) and 10 < k < 1000
+    assert not np.isfinite(losses[k]) and 5 < k < 1000
     p = m.init_params()
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -16,6 +16,7 @@ from symnet.schedule import Schedule
 from symnet.spec import Spec
 
 from .printer import NumbaPrinter
+from .writer import generator_sha256
 
 # error_model="numpy": a float division by zero gives inf/nan instead of raising, which drops
 # the per-division check that keeps LLVM from vectorizing the sample loops. float32 kernels
@@ -115,6 +116,7 @@ def base_context(spec: Spec, *, version: str, spec_file: str, mode: str) -> dict
     args = array_args(spec)
     return {
         "version": version,
+        "generator_sha256": generator_sha256(),
         "spec_file": spec_file.encode("unicode_escape").decode("ascii"),  # for comments
         "spec_file_literal": repr(spec_file),
         "sha256": spec.sha256,

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 import jinja2
@@ -15,6 +17,29 @@ _ENV = jinja2.Environment(
     keep_trailing_newline=True,
     autoescape=False,
 )
+
+
+# The packages whose source decides the generated text: the pipeline, the backends, the templates.
+_GENERATOR_PACKAGES = ("symnet", "codegen", "templates")
+
+
+@lru_cache(maxsize=1)
+def generator_sha256() -> str:
+    """SHA-256 of the generator's own source: every .py and .jinja file of symnet/, codegen/
+    and templates/, by relative path and content. A generated module records it
+    (`GENERATOR_SHA256`), so that a module written by another build of symnet, even one with
+    the same version number, is never reused (see symnet.compiler.compile)."""
+    import importlib.util
+
+    digest = hashlib.sha256()
+    for package in _GENERATOR_PACKAGES:
+        root = Path(importlib.util.find_spec(package).origin).parent
+        for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".jinja")):
+            if "__pycache__" in path.parts:
+                continue
+            digest.update(f"{package}/{path.relative_to(root).as_posix()}\0".encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def render(template: str, context: dict) -> str:

@@ -5,6 +5,7 @@ Each stage is a plain function in its own module; this file only strings them to
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import sys
@@ -20,7 +21,7 @@ from .loop import LoopProgram, lower_loop
 from .lower import lower
 from .program import Program
 from .schedule import Schedule, schedule
-from .spec import Spec, load_spec, spec_from_dict
+from .spec import Spec, check_module_name, load_spec, spec_from_dict
 
 # `mode = "auto"` picks the unrolled (scalar) form up to this many parameters and the loop
 # form beyond (measured: see docs/benchmarks.md).
@@ -47,6 +48,14 @@ def as_spec(spec: Spec | str | os.PathLike | Mapping[str, Any]) -> Spec:
     if isinstance(spec, Mapping):
         return spec_from_dict(spec)
     return load_spec(spec)
+
+
+def with_overrides(spec: Spec, *, strategy: str | None = None, dtype: str | None = None,
+                   mode: str | None = None) -> Spec:
+    """The spec with the given [codegen] settings replaced (None leaves one as it is)."""
+    changes = {k: v for k, v in (("strategy", strategy), ("dtype", dtype), ("mode", mode))
+               if v is not None}
+    return spec.replace_codegen(**changes) if changes else spec
 
 
 def choose_mode(spec: Spec) -> str:
@@ -77,11 +86,7 @@ def build(spec, strategy: str | None = None, dtype: str | None = None,
     from codegen.cpu import context
     from codegen.writer import render
 
-    spec = as_spec(spec)
-    changes = {k: v for k, v in (("strategy", strategy), ("dtype", dtype), ("mode", mode))
-               if v is not None}
-    if changes:
-        spec = spec.replace_codegen(**changes)
+    spec = with_overrides(as_spec(spec), strategy=strategy, dtype=dtype, mode=mode)
     mode = choose_mode(spec)
     spec_file = Path(spec.source).name
     if mode == "loop":
@@ -105,12 +110,70 @@ def default_out_dir() -> Path:
     return Path(base) / "symnet"
 
 
+def module_path(spec: Spec, out_dir: str | os.PathLike) -> Path:
+    """DIR/<name>.py. The name is checked again here (a Spec can be built by hand, bypassing
+    the loader), so that the file is always directly inside `out_dir`."""
+    check_module_name(spec.name, spec.source)
+    return Path(out_dir) / f"{spec.name}.py"
+
+
 def write(compiled: Compiled, out_dir: str | os.PathLike) -> Path:
     from codegen.writer import write_if_changed
 
-    path = Path(out_dir) / f"{compiled.spec.name}.py"
+    path = module_path(compiled.spec, out_dir)
     write_if_changed(path, compiled.source)
     return path
+
+
+# The constants of a generated module's header that decide whether it can be reused, and
+# where the header ends (the first line that is not one of them).
+_HEADER_END = "PARAM_SHAPES = {"
+
+
+def expected_header(spec: Spec) -> dict[str, str]:
+    """The header constants that a module built now from `spec` (overrides applied) would
+    record, as the source text of their values. Computed without sympy or Numba."""
+    from codegen.writer import generator_sha256
+
+    return {
+        "SYMNET_VERSION": repr(__version__),
+        "GENERATOR_SHA256": repr(generator_sha256()),
+        "SPEC_FILE": repr(Path(spec.source).name),
+        "SPEC_SHA256": repr(spec.sha256),
+        "DTYPE": f"np.{spec.codegen.dtype}",
+        "STRATEGY": repr(spec.codegen.strategy),
+        "MODE": repr(choose_mode(spec)),
+    }
+
+
+def recorded_header(path: str | os.PathLike) -> dict[str, str]:
+    """The `NAME = value` constants at the top of a generated module (values normalised to
+    their repr when they are literals), read as text: the module is not imported. Empty when
+    the file is missing or unreadable."""
+    found: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for number, line in enumerate(fh):
+                if line.startswith(_HEADER_END) or number > 200:
+                    break
+                name, sep, value = line.rstrip("\n").partition(" = ")
+                if not sep or not name.isidentifier() or not name.isupper():
+                    continue
+                try:
+                    found[name] = repr(ast.literal_eval(value))
+                except (ValueError, SyntaxError, MemoryError, RecursionError):
+                    found[name] = value
+    except (OSError, UnicodeDecodeError):
+        return {}
+    return found
+
+
+def is_current(path: str | os.PathLike, spec: Spec) -> bool:
+    """Whether the module at `path` was generated from this very spec (same SHA-256, same
+    file name, same dtype, strategy and form) by this very symnet (same version and same
+    generator source), so that importing it gives what building again would."""
+    recorded = recorded_header(path)
+    return bool(recorded) and all(recorded.get(k) == v for k, v in expected_header(spec).items())
 
 
 def import_module(path: Path, name: str):
@@ -123,7 +186,14 @@ def import_module(path: Path, name: str):
 
 
 def compile(spec, out_dir=None, *, strategy=None, dtype=None, mode=None):  # noqa: A001
-    """Compile a spec (a path or a dict) and import the generated module."""
-    compiled = build(spec, strategy=strategy, dtype=dtype, mode=mode)
-    path = write(compiled, out_dir if out_dir is not None else default_out_dir())
-    return import_module(path, compiled.spec.name)
+    """Compile a spec (a path, a dict or a Spec) and import the generated module.
+
+    An existing DIR/<name>.py is reused, without running sympy, when its header records this
+    spec's SHA-256, file name, dtype, strategy and form and this symnet's version and
+    generator hash (`is_current`); otherwise the module is built and written again (atomically,
+    so that processes compiling the same spec at once each import a complete module)."""
+    spec = with_overrides(as_spec(spec), strategy=strategy, dtype=dtype, mode=mode)
+    path = module_path(spec, out_dir if out_dir is not None else default_out_dir())
+    if not is_current(path, spec):
+        path = write(build(spec), path.parent)
+    return import_module(path, spec.name)

@@ -288,6 +288,13 @@ class _Validator:
         return value
 
 
+def check_module_name(name: object, source: str = "<spec>") -> str:
+    """`name` if it can name a generated module (an ASCII identifier, not a keyword, not
+    private, not a reserved module, at most MAX_NAME_LENGTH long); else SpecError on `name`.
+    The name becomes a file name, so this also keeps the file inside its directory."""
+    return _Validator(source).module_name(name, "name")
+
+
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 

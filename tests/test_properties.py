@@ -1,0 +1,274 @@
+"""Property-based tests (hypothesis).
+
+- Random valid specs (depth 1-3, widths 1-4, activations and losses from the registry, both
+  forms) compile, and their gradients match central finite differences of their loss.
+  Each example costs a Numba compile, so there are few of them, sharing one directory.
+- Random invalid specs (mutations of valid dicts: wrong types, unknown keys, bad values,
+  random text; random TOML text and bytes; random formulas) never raise anything but
+  symnet's own error type. These load and build the source only (no Numba), so there are
+  many of them.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import symnet  # noqa: E402
+from symnet.errors import SymnetError  # noqa: E402
+from symnet.functions import ACTIVATIONS  # noqa: E402
+
+# step and sign have a zero derivative wherever they have one: finite differences across
+# their jump say nothing about the gradient, so the gradient check leaves them out.
+SMOOTH_ENOUGH = sorted(a for a in ACTIVATIONS if a not in ("softmax", "step", "sign"))
+# (output activation, loss): the loss must suit the output's range
+OUTPUTS = [(a, loss) for a in ("linear", "tanh", "sigmoid", "softsign")
+           for loss in ("sse", "mse")] + [
+    ("sigmoid", "bce"), ("sigmoid", "nll"), ("softmax", "cross_entropy"), ("softmax", "nll"),
+    ("softmax", "sse"), ("linear", "mae")]
+
+FEW = settings(max_examples=12, deadline=None, derandomize=True,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+MANY = settings(max_examples=300, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+@st.composite
+def valid_specs(draw, compile_modes=("scalar", "loop")):
+    inputs = draw(st.integers(1, 3))
+    depth = draw(st.integers(1, 3))
+    out_act, loss = draw(st.sampled_from(OUTPUTS))
+    layers = []
+    for _ in range(depth - 1):
+        act = draw(st.sampled_from(SMOOTH_ENOUGH))
+        layers.append({"units": draw(st.integers(1, 4)), "activation": act,
+                       "bias": draw(st.sampled_from(["per_unit", "shared", "none"]))})
+    units = draw(st.integers(2, 4)) if out_act == "softmax" else draw(st.integers(1, 4))
+    layers.append({"units": units, "activation": out_act,
+                   "bias": draw(st.sampled_from(["per_unit", "shared", "none"]))})
+    data = {
+        "name": "net",
+        "network": {"inputs": inputs, "layers": layers},
+        "loss": {"kind": loss, "reduction": draw(st.sampled_from(["mean", "sum"]))},
+        "init": {"scheme": "xavier_normal", "seed": draw(st.integers(0, 2**32 - 1))},
+        "codegen": {"mode": draw(st.sampled_from(compile_modes))},
+    }
+    if draw(st.booleans()):
+        data["loss"]["weight_decay"] = draw(st.sampled_from([0.0, 0.01, 0.5]))
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    data["name"] = f"net_{digest}"
+    return data
+
+
+@pytest.fixture(scope="module")
+def shared_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("properties")
+
+
+def _targets(data, rng, n):
+    last = data["network"]["layers"][-1]
+    k = last["units"]
+    if last["activation"] == "softmax":
+        return np.eye(k)[rng.integers(0, k, n)]
+    if data["loss"]["kind"] in ("bce", "nll"):
+        return rng.uniform(0.05, 0.95, (n, k))
+    return rng.normal(size=(n, k))
+
+
+@FEW
+@given(data=valid_specs())
+def test_random_valid_specs_compile_and_their_gradients_match_finite_differences(data,
+                                                                                  shared_dir):
+    m = symnet.compile(data, shared_dir)
+    rng = np.random.default_rng(0)
+    n = 3
+    X = rng.normal(size=(n, data["network"]["inputs"]))
+    T = _targets(data, rng, n)
+    params = m.init_params()
+    E, grads = m.grad(params, X, T)
+    assert E == pytest.approx(m.loss(params, X, T), rel=1e-12, abs=1e-14)
+    assert set(grads) == set(params)
+    for name, p in params.items():
+        fd = np.zeros_like(p)
+        for idx in np.ndindex(p.shape):
+            h = 1e-6 * max(1.0, abs(p[idx]))
+            up = {k: v.copy() for k, v in params.items()}
+            down = {k: v.copy() for k, v in params.items()}
+            up[name][idx] += h
+            down[name][idx] -= h
+            fd[idx] = (m.loss(up, X, T) - m.loss(down, X, T)) / (2 * h)
+        np.testing.assert_allclose(grads[name], fd, rtol=1e-5, atol=1e-6,
+                                   err_msg=f"{data} {name}")
+    # and a step moves the loss down for a small learning rate
+    before = m.loss(params, X, T)
+    m.train_step(params, X, T, lr=1e-4)
+    assert m.loss(params, X, T) <= before + 1e-12
+
+
+# ----------------------------------------------------------------------------------------
+# invalid specs: only SymnetError, ever
+
+JUNK = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(-(10**30), 10**30)
+    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=30)
+    | st.sampled_from(["sigmoid", "softmax", "custom", "x", "exp(x)", "__import__", "../x",
+                       "a; import os", "nan", "", "relu", "per_unit", "float32", "loop",
+                       "recompute", "adam", "step", "weights", "W1", "b1", "xavier_normal"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.text(max_size=10) | st.sampled_from(["expr", "name", "units", "kind", "alpha"]),
+        inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _paths(value, prefix=()):
+    """Every path (tuple of keys and indices) into a nested dict/list."""
+    yield prefix
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _paths(v, prefix + (i,))
+
+
+KEYS = ["name", "network", "loss", "training", "init", "codegen", "inputs", "layers", "units",
+        "activation", "bias", "kind", "reduction", "expr", "weight_decay", "optimizer",
+        "learning_rate", "update", "momentum", "nesterov", "beta1", "beta2", "eps", "lr_decay",
+        "every", "factor", "rate", "scheme", "seed", "dtype", "strategy", "mode", "W1", "b1",
+        "W2", "b2", "alpha", "bogus"]
+
+
+@st.composite
+def mutated_specs(draw):
+    data = copy.deepcopy(draw(valid_specs()))
+    if draw(st.booleans()):
+        data["training"] = {"optimizer": draw(st.sampled_from(["sgd", "adam"])),
+                            "learning_rate": 0.1}
+    for _ in range(draw(st.integers(1, 3))):
+        paths = list(_paths(data))
+        path = draw(st.sampled_from(paths))
+        parent = data
+        for step in path[:-1]:
+            parent = parent[step]
+        action = draw(st.sampled_from(["replace", "delete", "add", "text"]))
+        if not path:  # the top level itself
+            if action == "replace":
+                data = draw(JUNK)
+            elif action == "add" and isinstance(data, dict):
+                data[draw(st.sampled_from(KEYS))] = draw(JUNK)
+            continue
+        if action == "replace":
+            parent[path[-1]] = draw(JUNK)
+        elif action == "delete":
+            del parent[path[-1]]
+        elif action == "text":
+            parent[path[-1]] = draw(st.text(max_size=60))
+        else:
+            target = parent[path[-1]]
+            if isinstance(target, dict):
+                target[draw(st.sampled_from(KEYS) | st.text(max_size=8))] = draw(JUNK)
+            elif isinstance(target, list):
+                target.append(draw(JUNK))
+            else:
+                parent[path[-1]] = [target, draw(JUNK)]
+        if not isinstance(data, dict):
+            break
+    return data
+
+
+def _only_symnet_errors(call):
+    try:
+        return call()
+    except SymnetError as exc:
+        message = str(exc)
+        assert message and "\n" not in message and message.isprintable(), message
+        return None
+
+
+@MANY
+@given(data=mutated_specs())
+def test_mutated_specs_load_or_raise_only_symnet_errors(data):
+    _only_symnet_errors(lambda: symnet.spec_from_dict(data))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(data=mutated_specs())
+def test_mutated_specs_that_load_build_or_raise_only_symnet_errors(data):
+    """Building renders the module's source (sympy, templates), with no Numba compile."""
+    spec = _only_symnet_errors(lambda: symnet.spec_from_dict(data))
+    assume(spec is not None)
+    assume(spec.n_params() <= 2000)  # keep each build short: the loop form scales anyway
+    compiled = _only_symnet_errors(lambda: symnet.build(spec))
+    if compiled is not None:
+        compile(compiled.source, f"{spec.name}.py", "exec")  # the source is valid Python
+
+
+@MANY
+@given(data=JUNK)
+def test_junk_dicts_raise_only_symnet_errors(data):
+    _only_symnet_errors(lambda: symnet.spec_from_dict(data))
+
+
+_FILE = Path(tempfile.mkdtemp(prefix="symnet-properties-")) / "spec.toml"
+_VALID_TOML = (Path(__file__).resolve().parent.parent / "examples" / "mazur.toml").read_bytes()
+
+
+@st.composite
+def toml_bytes(draw):
+    kind = draw(st.sampled_from(["text", "bytes", "edit"]))
+    if kind == "text":
+        return draw(st.text(max_size=200)).encode("utf-8")
+    if kind == "bytes":
+        return draw(st.binary(max_size=200))
+    data = bytearray(_VALID_TOML)
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, len(data)))
+        cut = draw(st.integers(0, 20))
+        data[at:at + cut] = draw(st.binary(max_size=10)
+                                 | st.sampled_from([b'"', b"[", b"]]", b"=", b"\n", b"#",
+                                                    b"inf", b"nan", b"-1", b"1e999", b"{",
+                                                    b"\xff", b"\x00", b"'''"]))
+    return bytes(data)
+
+
+@MANY
+@given(raw=toml_bytes())
+def test_random_toml_files_raise_only_symnet_errors(raw):
+    _FILE.write_bytes(raw)
+    spec = _only_symnet_errors(lambda: symnet.load_spec(_FILE))
+    if spec is not None:
+        assert spec.sha256 == hashlib.sha256(raw).hexdigest()
+
+
+FORMULA_ALPHABET = "xytpie0123456789_.,+-*/() " + "abcdefghijklmnopqrstuvwxyz"
+FORMULA_WORDS = st.sampled_from(["x", "y", "t", "pi", "exp(", "log(", "sqrt(", "max(", ",",
+                                 "sigmoid(", "softplus(", ")", "**", "*", "/", "+", "-", "1e308",
+                                 "0", "2", "64", "65", ".5", "(", "__import__", "."])
+
+
+@MANY
+@given(text=st.text(alphabet=FORMULA_ALPHABET, max_size=80)
+       | st.lists(FORMULA_WORDS, max_size=30).map("".join) | st.text(max_size=40))
+def test_random_formulas_parse_or_raise_only_symnet_errors(text):
+    for parse, names in ((symnet.functions.parse_activation, {"x"}),
+                         (symnet.functions.parse_loss, {"y", "t"})):
+        expr = _only_symnet_errors(lambda: parse(text, "spec.toml", "expr"))
+        if expr is not None:
+            assert {s.name for s in expr.free_symbols} <= names
+            # a formula that parses has only finite constants
+            for number in expr.atoms():
+                if number.is_number:
+                    assert math.isfinite(float(abs(number.evalf())))

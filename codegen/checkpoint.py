@@ -140,8 +140,24 @@ def context(spec: Spec, program: LoopProgram, p: Plan) -> dict:
         free = set().union(*(a.rhs.free_symbols for a in steps)) if steps else set()
         return [(k, s.name) for k, s in enumerate(symbols) if s in free]
 
+    fk = list(forward_kinds)
+    bk = list(back_kinds)
+    tables = {
+        "forward": [-1] + [fk.index((printer.doprint(L.out), L.bias, nets[L.number - 1]))
+                           if L is not layers[-1] else -1 for L in layers],
+        "back": [-1, -1] + [bk.index((printer.doprint(P.derivative),
+                                      Z in P.derivative.free_symbols,
+                                      OUT in P.derivative.free_symbols))
+                            for P in layers[:-1]],
+        "bias": [0] + [{"none": 0, "per_unit": 1, "shared": 2}[L.bias] for L in layers],
+        "delta": [-1] + [delta_at[L.number] for L in layers],
+        "needs_placeholder": any(L.bias == "none" for L in layers),
+    }
     return {
         "checkpointed": True,
+        "ck_tables": tables,
+        "ck_forward": list(forward_kinds.values()),
+        "ck_back": list(back_kinds.values()),
         "ck_out_grad": block(out.grad_steps),
         "ck_net_loads": used(out.grad_steps, out.nets),
         "ck_target_loads": used(out.grad_steps, out.targets),

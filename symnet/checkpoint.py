@@ -388,17 +388,23 @@ def plan(strategy: Strategy | str, widths, with_net=None, itemsize: int = 8) -> 
 
 
 def _fit_bytes(strategy: Strategy, widths, sizes, itemsize: int) -> Plan:
+    """Of budget:0 .. budget:L-2, the fewest layer evaluations (then the fewest bytes)
+    among those whose stored bytes per sample fit."""
     depth = len(widths) - 1
-    tried = None
-    for s in range(max(depth - 2, 0), -1, -1):
+    fits = []
+    smallest = None
+    for s in range(max(depth - 2, 0) + 1):
         b = _Builder(sizes)
         _revolve(b, 0, depth, s, "X")
         p = _finish(strategy, f"budget:{s}", widths, sizes, b, itemsize)
         if p.stored_bytes <= strategy.nbytes:
-            return p
-        tried = p
-    raise ValueError(f"a budget of at least {tried.stored_bytes} bytes per sample for this "
-                     f"network (what recompute stores)")
+            fits.append(p)
+        if smallest is None or p.stored_bytes < smallest:
+            smallest = p.stored_bytes
+    if not fits:
+        raise ValueError(f"a budget of at least {smallest} bytes per sample for this "
+                         f"network (the least any schedule stores)")
+    return min(fits, key=lambda p: (p.forward_steps, p.stored_bytes))
 
 
 def _finish(strategy, resolved, widths, sizes, b: _Builder, itemsize) -> Plan:
@@ -452,3 +458,51 @@ def tradeoff(widths, with_net=None, itemsize: int = 8,
             seen.add(key)
             plans.append(p)
     return plans
+
+
+def frontier(widths, with_net=None, itemsize: int = 8) -> list[Plan]:
+    """budget:N for every N from 0 (recompute) to L - 2 (store): the least recomputation
+    for each memory, the curve of the plot."""
+    depth = len(widths) - 1
+    return [plan(f"budget:{s}", widths, with_net, itemsize)
+            for s in range(0, max(depth - 2, 0) + 1)]
+
+
+def table(plans: list[Plan]) -> list[str]:
+    """The trade-off as text: one line per plan."""
+    base = next((p for p in plans if p.strategy.kind == "store"), plans[0])
+    head = (f"{'strategy':<18} {'schedule':<14} {'slots':>5} {'layer evals':>11} "
+            f"{'recomputed':>10} {'stored B/sample':>15} {'peak B/sample':>13} "
+            f"{'FLOPs/sample':>13} {'rel. time':>9}")
+    lines = [head]
+    for p in plans:
+        lines.append(f"{p.strategy.text:<18} {p.resolved:<14} {p.slots:>5} "
+                     f"{p.forward_steps:>11} {p.recomputations:>10} {p.stored_bytes:>15} "
+                     f"{p.peak_bytes:>13} {p.flops():>13} {p.flops() / base.flops():>9.2f}")
+    return lines
+
+
+def plot(plans: list[Plan], curve: list[Plan], path, title: str = "") -> None:
+    """Memory (stored bytes per sample) against compute (FLOPs per sample): the budget:N
+    curve and every plan of the table on it. Needs matplotlib (the `plot` extra)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot([p.stored_bytes for p in curve], [p.flops() for p in curve], "-", color="0.6",
+            marker=".", label="budget:N, N = 0 .. L-2 (fewest recomputations)")
+    for p in plans:
+        ax.plot(p.stored_bytes, p.flops(), "o")
+        ax.annotate(p.strategy.text, (p.stored_bytes, p.flops()), textcoords="offset points",
+                    xytext=(5, 5), fontsize=8)
+    ax.set_xlabel("stored activations, bytes per sample")
+    ax.set_ylabel("FLOPs per sample, forward + backward")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_title(title or "store versus recompute")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -89,6 +89,13 @@ def _compile(args) -> int:
           + f", {spec.n_params()} parameters ({shapes})")
     if sched is None:
         print(f"  form        loop (np.dot per layer), dtype {spec.codegen.dtype}")
+        if spec.codegen.strategy != "store":
+            from codegen.checkpoint import make_plan
+
+            p = make_plan(spec, compiled.program)
+            print(f"  schedule    {spec.codegen.strategy} ({p.resolved}): {p.forward_steps} "
+                  f"layer evaluations ({p.recomputations} recomputed), {p.stored_bytes} bytes "
+                  f"stored per sample ({p.peak_bytes} with the deltas)")
         return 0
     c, b = sched.counts, sched.before_cse
     print(f"  form        scalar (unrolled), strategy {sched.strategy}, dtype {spec.codegen.dtype}")

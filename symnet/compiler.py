@@ -20,7 +20,7 @@ from .errors import SpecError
 from .loop import LoopProgram, lower_loop
 from .lower import lower
 from .program import Program
-from .schedule import Schedule, schedule
+from .schedule import RECOMPUTE_MAX_PARAMS, Schedule, schedule
 from .spec import Spec, load_spec, spec_from_dict
 
 # `mode = "auto"` picks the unrolled (scalar) form up to this many parameters and the loop
@@ -56,7 +56,11 @@ def choose_mode(spec: Spec) -> str:
     if mode == "auto":
         if layerwise:
             return "loop"  # checkpoints are layers: a loop-form schedule
-        return "scalar" if spec.n_params() <= AUTO_SCALAR_MAX_PARAMS else "loop"
+        # recompute: the scalar form's inlined gradients where they fit, else the loop
+        # form's, which recomputes each layer from the input
+        limit = (RECOMPUTE_MAX_PARAMS if spec.codegen.strategy == "recompute"
+                 else AUTO_SCALAR_MAX_PARAMS)
+        return "scalar" if spec.n_params() <= limit else "loop"
     if mode == "scalar" and layerwise:
         raise SpecError(spec.source, "codegen.strategy",
                         '"store" or "recompute" in the scalar form (checkpoint and budget '

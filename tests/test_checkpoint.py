@@ -358,3 +358,20 @@ def test_compile_accepts_and_refuses_strategies(tmp_path):
     bad = _symnet("compile", CHAIN, "-o", tmp_path / "bad", "--strategy", "checkpoint:0")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "checkpoint:0" in bad.stderr and not (tmp_path / "bad").exists()
+
+
+def test_float32_checkpoints(tmp_path):
+    spec = _deep("mse")
+    m64 = symnet.compile(spec, tmp_path / "f64", strategy="budget:1")
+    m32 = symnet.compile(spec, tmp_path / "f32", strategy="budget:1", dtype="float32")
+    assert m32.CHECKPOINT_PLAN["peak_bytes_per_sample"] * 2 == \
+        m64.CHECKPOINT_PLAN["peak_bytes_per_sample"]
+    X, T = _data(spec, np.random.default_rng(8))
+    p64 = m64.init_params(seed=3)
+    p32 = {k: v.astype(np.float32) for k, v in p64.items()}
+    E64, g64 = m64.grad(p64, X, T)
+    E32, g32 = m32.grad(p32, X, T)
+    assert all(v.dtype == np.float32 for v in g32.values())
+    assert E32 == pytest.approx(E64, rel=1e-5)
+    for k in g64:
+        np.testing.assert_allclose(g32[k], g64[k], rtol=1e-3, atol=1e-5)

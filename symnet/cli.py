@@ -17,7 +17,15 @@ from . import __version__
 from .compiler import MAX_SCALAR_PARAMS, build, write
 from .errors import SymnetError, one_line
 from .schedule import schedule
-from .spec import DTYPES, MODES, STRATEGIES, load_spec
+from .spec import DTYPES, MODES, load_spec
+
+
+def _strategy(text: str) -> str:
+    from .checkpoint import STRATEGY_FORMS, is_strategy
+
+    if not is_strategy(text):
+        raise argparse.ArgumentTypeError(f"expected {STRATEGY_FORMS}, got {text!r}")
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("spec", metavar="SPEC", help="the network spec (TOML)")
     c.add_argument("-o", "--out-dir", default=".", metavar="DIR",
                    help="where to write the module (default: the current directory)")
-    c.add_argument("--strategy", choices=STRATEGIES, help="override [codegen] strategy")
+    c.add_argument("--strategy", type=_strategy, metavar="STRATEGY",
+                   help="override [codegen] strategy: store, recompute, checkpoint:K, "
+                   "checkpoint:sqrt, budget:N or budget:SIZE (e.g. 64KB)")
     c.add_argument("--dtype", choices=DTYPES, help="override [codegen] dtype")
     c.add_argument("--mode", choices=MODES, help="override [codegen] mode")
 
@@ -38,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
                        "store-versus-recompute figures")
     i.add_argument("spec", metavar="SPEC", help="the network spec (TOML)")
     i.add_argument("--latex", action="store_true", help="print the formulas as LaTeX")
+    i.add_argument("--tradeoff", action="store_true", help="print the loop form's memory "
+                   "versus compute table (store, checkpoints, budgets, recompute)")
+    i.add_argument("--plot", metavar="FILE.png", help="draw memory against compute for every "
+                   "strategy (needs matplotlib)")
     return p
 
 
@@ -75,6 +89,13 @@ def _compile(args) -> int:
           + f", {spec.n_params()} parameters ({shapes})")
     if sched is None:
         print(f"  form        loop (np.dot per layer), dtype {spec.codegen.dtype}")
+        if spec.codegen.strategy != "store":
+            from codegen.checkpoint import make_plan
+
+            p = make_plan(spec, compiled.program)
+            print(f"  schedule    {spec.codegen.strategy} ({p.resolved}): {p.forward_steps} "
+                  f"layer evaluations ({p.recomputations} recomputed), {p.stored_bytes} bytes "
+                  f"stored per sample ({p.peak_bytes} with the deltas)")
         return 0
     c, b = sched.counts, sched.before_cse
     print(f"  form        scalar (unrolled), strategy {sched.strategy}, dtype {spec.codegen.dtype}")
@@ -86,6 +107,8 @@ def _compile(args) -> int:
 
 def _inspect(args) -> int:
     spec = load_spec(args.spec)
+    if args.tradeoff or args.plot:
+        return _tradeoff(spec, args)
     # built with store whatever the spec says: the recompute form may be refused for this
     # network, and then its row of the table says why instead of the whole command failing
     # the scalar form's formulas wherever the network fits it; the loop form's beyond
@@ -144,4 +167,49 @@ def _inspect_loop(spec, prog, show) -> int:
           f"derived by reverse mode")
     for a in prog.output.grad_steps:
         print(show(a))
+    return 0
+
+
+def _tradeoff(spec, args) -> int:
+    """Stored bytes and FLOPs per sample of the loop form's backward pass, per strategy."""
+    import numpy as np
+
+    from codegen.checkpoint import widths, with_net
+
+    from . import checkpoint
+    from .loop import lower_loop
+
+    program = lower_loop(spec)
+    shape = (widths(spec), with_net(program), np.dtype(spec.codegen.dtype).itemsize)
+    names = list(checkpoint.TRADEOFF_STRATEGIES)
+    if spec.codegen.strategy not in names:
+        names.insert(1, spec.codegen.strategy)
+    try:
+        plans = checkpoint.tradeoff(*shape, strategies=names)
+    except ValueError as exc:
+        raise SymnetError(f"{spec.source}: codegen.strategy: expected {exc}") from None
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise SymnetError("--plot needs matplotlib (pip install 'symnet[plot]')") from None
+        try:
+            checkpoint.plot(plans, checkpoint.frontier(*shape), args.plot,
+                            title=f"{spec.name}: store versus recompute")
+        except OSError as exc:
+            raise SymnetError(f"{args.plot}: expected a writable file for --plot "
+                              f"({exc.strerror or exc})") from None
+    runs: list[list[int]] = []
+    for w in shape[0]:
+        if runs and runs[-1][0] == w:
+            runs[-1][1] += 1
+        else:
+            runs.append([w, 1])
+    layers = "-".join(f"{w}" if k == 1 else f"{w}x{k}" for w, k in runs)
+    print(f"# {spec.name} ({layers}, {spec.codegen.dtype}): the loop form's backward pass "
+          f"per strategy; bytes and FLOPs per sample")
+    for line in checkpoint.table(plans):
+        print(line)
+    if args.plot:
+        print(f"# plot: {args.plot}")
     return 0

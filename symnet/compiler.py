@@ -16,11 +16,12 @@ from typing import Any
 
 from . import __version__
 from .autodiff import differentiate
+from .checkpoint import parse_strategy
 from .errors import SpecError
 from .loop import LoopProgram, lower_loop
 from .lower import lower
 from .program import Program
-from .schedule import Schedule, schedule
+from .schedule import RECOMPUTE_MAX_PARAMS, Schedule, schedule
 from .spec import Spec, check_module_name, load_spec, spec_from_dict
 
 # `mode = "auto"` picks the unrolled (scalar) form up to this many parameters and the loop
@@ -60,14 +61,31 @@ def with_overrides(spec: Spec, *, strategy: str | None = None, dtype: str | None
 
 def choose_mode(spec: Spec) -> str:
     mode = spec.codegen.mode
+    layerwise = parse_strategy(spec.codegen.strategy).layerwise
     if mode == "auto":
-        if spec.codegen.strategy == "recompute":
-            return "scalar"  # recompute is a scalar-form schedule
-        return "scalar" if spec.n_params() <= AUTO_SCALAR_MAX_PARAMS else "loop"
-    if mode == "loop" and spec.codegen.strategy == "recompute":
+        if layerwise:
+            return "loop"  # checkpoints are layers: a loop-form schedule
+        # recompute: the scalar form's inlined gradients where they fit, else the loop
+        # form's, which recomputes each layer from the input
+        limit = (RECOMPUTE_MAX_PARAMS if spec.codegen.strategy == "recompute"
+                 else AUTO_SCALAR_MAX_PARAMS)
+        return "scalar" if spec.n_params() <= limit else "loop"
+    if mode == "scalar" and layerwise:
         raise SpecError(spec.source, "codegen.strategy",
-                        '"store" in the loop form (recompute needs mode = "scalar")', "recompute")
+                        '"store" or "recompute" in the scalar form (checkpoint and budget '
+                        'schedules need mode = "loop" or "auto")', spec.codegen.strategy)
     return mode
+
+
+def checkpoint_context(spec: Spec, loop_program: LoopProgram) -> dict:
+    from codegen.checkpoint import context, make_plan
+
+    try:
+        p = make_plan(spec, loop_program)
+    except ValueError as exc:  # a byte budget too small for this network
+        raise SpecError(spec.source, "codegen.strategy", str(exc),
+                        spec.codegen.strategy) from None
+    return context(spec, loop_program, p)
 
 
 def check_size(spec: Spec) -> None:
@@ -94,6 +112,8 @@ def build(spec, strategy: str | None = None, dtype: str | None = None,
 
         loop_program = lower_loop(spec)
         ctx = loop_context(spec, loop_program, version=__version__, spec_file=spec_file)
+        if spec.codegen.strategy != "store":  # recompute, checkpoint:K or budget:N
+            ctx.update(checkpoint_context(spec, loop_program))
         return Compiled(spec, loop_program, None, render("cpu/module.py.jinja", ctx), "loop")
     check_size(spec)
     program = differentiate(lower(spec))

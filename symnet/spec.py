@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .checkpoint import STRATEGY_FORMS, parse_strategy
 from .errors import SpecError
 from .functions import ACTIVATIONS, CUSTOM, LOSSES, parse_activation, parse_loss
 
@@ -30,7 +31,7 @@ INIT_SCHEMES = ("normal_0.01", "uniform_fan_in", "xavier_uniform", "xavier_norma
                 "he_uniform")
 LOSS_KINDS = (*LOSSES, CUSTOM)
 DTYPES = ("float32", "float64")
-STRATEGIES = ("store", "recompute")
+STRATEGIES = ("store", "recompute")  # and "checkpoint:K", "budget:N": see checkpoint.py
 MODES = ("auto", "scalar", "loop")
 
 # `name` becomes the generated module's file name and its name in sys.modules: keep it short
@@ -163,7 +164,10 @@ class Spec:
         from dataclasses import replace
 
         for key, value in changes.items():
-            allowed = {"dtype": DTYPES, "strategy": STRATEGIES, "mode": MODES}[key]
+            if key == "strategy":
+                _strategy(_Validator(self.source), value)
+                continue
+            allowed = {"dtype": DTYPES, "mode": MODES}[key]
             if value not in allowed:
                 raise SpecError(self.source, f"codegen.{key}", _one_of(allowed), value)
         return replace(self, codegen=replace(self.codegen, **changes))
@@ -462,8 +466,18 @@ def _positive_at_most_one(v: _Validator, value, key: str) -> float:
 def _codegen(v: _Validator, raw) -> Codegen:
     t = v.table(raw, "codegen", optional=("dtype", "strategy", "mode"))
     return Codegen(dtype=v.choice(t.get("dtype", "float64"), "codegen.dtype", DTYPES),
-                   strategy=v.choice(t.get("strategy", "store"), "codegen.strategy", STRATEGIES),
+                   strategy=_strategy(v, t.get("strategy", "store")),
                    mode=v.choice(t.get("mode", "auto"), "codegen.mode", MODES))
+
+
+def _strategy(v: _Validator, value) -> str:
+    """store, recompute, checkpoint:K, checkpoint:sqrt, budget:N or budget:SIZE."""
+    try:
+        parse_strategy(value)
+    except ValueError as exc:
+        expected = str(exc) if str(exc) != STRATEGY_FORMS else f"one of {STRATEGY_FORMS}"
+        v.fail("codegen.strategy", expected, value)
+    return value
 
 
 def _init(v: _Validator, raw, shapes: dict[str, tuple[int, ...]]) -> Init:

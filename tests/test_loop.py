@@ -95,11 +95,6 @@ def test_loop_form_training_and_float32(tmp_path):
         np.testing.assert_allclose(g32[name], g64[name], rtol=1e-3, atol=1e-5)
 
 
-def test_loop_form_refuses_recompute():
-    with pytest.raises(symnet.SpecError, match="codegen.strategy"):
-        symnet.build(_wide(mode="loop", strategy="recompute"))
-
-
 LIBRARY_SPECS = [
     # softmax + cross_entropy (fused, log-sum-exp), weight decay, mean
     {"layers": [{"units": 6, "activation": "elu"},

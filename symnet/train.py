@@ -97,6 +97,8 @@ def train(module, params, X, T, epochs: int, *, lr=None, batch_size=None, seed: 
     lr = module.LEARNING_RATE if lr is None else lr
     state = module.init_state() if state is None else state
     parts, start = [], 0
+    # compile first (zero epochs change nothing), so that the bar times only the training
+    module.fit(params, X, T, 0, batch_size=batch_size, state=state, trace=True)
     bar = progress_bar(epochs, progress)
     try:
         for size in _chunks(epochs, decay):

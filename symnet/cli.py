@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
                    "versus compute table (store, checkpoints, budgets, recompute)")
     i.add_argument("--plot", metavar="FILE.png", help="draw memory against compute for every "
                    "strategy (needs matplotlib)")
+    _add_teaching_commands(sub)
     return p
 
 
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "compile":
             return _compile(args)
+        if args.command in _TEACHING_COMMANDS:
+            return _TEACHING_COMMANDS[args.command](args)
         return _inspect(args)
     except SymnetError as exc:
         print(f"symnet: error: {one_line(str(exc))}", file=sys.stderr)
@@ -213,3 +216,98 @@ def _tradeoff(spec, args) -> int:
     if args.plot:
         print(f"# plot: {args.plot}")
     return 0
+# -- symnet explain, symnet train ------------------------------------------------------------
+
+
+def _add_teaching_commands(sub) -> None:
+    e = sub.add_parser("explain", help="print the worked example of one sample, with numbers: "
+                       "nets, outs, errors, every chain rule and the updated weights")
+    e.add_argument("spec", metavar="SPEC", help="the network spec (TOML)")
+    e.add_argument("--input", required=True, nargs="+", type=float, metavar="X",
+                   help="the sample's inputs, one number per input")
+    e.add_argument("--target", required=True, nargs="+", type=float, metavar="T",
+                   help="the sample's targets, one number per output")
+    e.add_argument("--lr", type=float, help="learning rate of the step (default: the spec's)")
+    e.add_argument("--latex", action="store_true", help="write the same as LaTeX (align*)")
+    e.add_argument("--digits", type=int, default=9, help="decimals shown (default 9)")
+    e.add_argument("-o", "--out-dir", metavar="DIR", help="where the compiled modules go "
+                   "(default: the cache directory)")
+
+    t = sub.add_parser("train", help="train a spec on an .npz file of X and T, with a "
+                       "progress bar; save the trace and plot it")
+    t.add_argument("spec", metavar="SPEC", help="the network spec (TOML)")
+    t.add_argument("--data", required=True, metavar="FILE.npz",
+                   help="arrays X (samples, inputs) and T (samples, outputs)")
+    t.add_argument("--epochs", type=int, default=100, help="epochs (default 100)")
+    t.add_argument("--lr", type=float, help="learning rate (default: the spec's)")
+    t.add_argument("--batch-size", type=int, help="minibatch size (default: full batch)")
+    t.add_argument("--seed", type=int, default=0, help="init and shuffling seed (default: "
+                   "the spec's init seed; shuffling 0)")
+    t.add_argument("--trace-out", metavar="FILE.npz", help="save the trace: loss, grad_norm "
+                   "and each parameter per epoch")
+    t.add_argument("--params-out", metavar="FILE.npz", help="save the trained parameters")
+    t.add_argument("--plot", metavar="FILE.png", help="plot the loss, the weights and the "
+                   "gradient norms (needs matplotlib)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("-o", "--out-dir", metavar="DIR", help="where the compiled module goes "
+                   "(default: the cache directory)")
+
+
+def _explain(args) -> int:
+    from .explain import check_explainable, explain
+
+    spec = load_spec(args.spec)
+    check_explainable(spec)  # before compiling anything
+    if not 1 <= args.digits <= 17:
+        raise SymnetError(f"--digits: expected 1 to 17, got {args.digits}")
+    result = explain(spec, args.input, args.target, out_dir=args.out_dir, lr=args.lr,
+                     digits=args.digits)
+    print(result.latex() if args.latex else result.text(), end="")
+    return 0
+
+
+def _train(args) -> int:
+    import numpy as np
+
+    from .compiler import compile as compile_spec
+    from .train import accuracy, load_data, plot_trace, require_matplotlib, save_trace, train
+
+    spec = load_spec(args.spec)
+    X, T = load_data(args.data, spec.network.inputs, spec.network.outputs)
+    if args.epochs < 1:
+        raise SymnetError(f"--epochs: expected a positive integer, got {args.epochs}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise SymnetError(f"--batch-size: expected a positive integer, got {args.batch_size}")
+    if args.lr is not None and not (np.isfinite(args.lr) and args.lr > 0):
+        raise SymnetError(f"--lr: expected a positive number, got {args.lr}")
+    if not 0 <= args.seed < 2**32:
+        raise SymnetError(f"--seed: expected an integer in [0, 2**32), got {args.seed}")
+    for flag, path in (("--trace-out", args.trace_out), ("--params-out", args.params_out),
+                       ("--plot", args.plot)):
+        if path is not None and not Path(path).resolve().parent.is_dir():
+            raise SymnetError(f"{flag}: expected a file in an existing directory, got {path}")
+    if args.plot:
+        require_matplotlib()
+    module = compile_spec(spec, args.out_dir)
+    params = module.init_params(args.seed if args.seed else spec.init.seed)
+    trace = train(module, params, X, T, args.epochs, lr=args.lr, batch_size=args.batch_size,
+                  seed=args.seed, spec=spec, progress=not args.no_progress)
+    final = module.loss(params, X, T)
+    print(f"{spec.name}: {args.epochs} epochs on {X.shape[0]} samples; loss {trace['loss'][0]:.6g}"
+          f" -> {final:.6g}")
+    acc = accuracy(module, params, X, T, spec.loss.kind)
+    if acc is not None:
+        print(f"  accuracy on the data {acc:.2%}")
+    if args.trace_out:
+        save_trace(trace, args.trace_out)
+        print(f"  trace -> {args.trace_out}")
+    if args.params_out:
+        np.savez(args.params_out, **params)
+        print(f"  parameters -> {args.params_out}")
+    if args.plot:
+        plot_trace(trace, args.plot, title=f"{spec.name}: {args.epochs} epochs")
+        print(f"  plot -> {args.plot}")
+    return 0
+
+
+_TEACHING_COMMANDS = {"explain": _explain, "train": _train}

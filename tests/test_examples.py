@@ -1,0 +1,79 @@
+"""Smoke tests of the teaching examples: each one's core runs on a tiny setting (a few
+samples, a few epochs, small networks) and draws its figure; the full runs are the scripts."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+sys.path.insert(0, str(EXAMPLES))
+
+import activations  # noqa: E402
+import backprop_trace  # noqa: E402
+import classification  # noqa: E402
+import datasets  # noqa: E402
+import depth  # noqa: E402
+
+pytest.importorskip("matplotlib")
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def quiet(*args, **kwargs):
+    pass
+
+
+def test_datasets_are_seeded_and_shaped():
+    for make in (datasets.moons, datasets.circles):
+        X, y = make(50, seed=3)
+        assert X.shape == (50, 2) and set(y) == {0, 1}
+        np.testing.assert_array_equal(X, make(50, seed=3)[0])
+    X, y = datasets.spiral(20, seed=0)
+    assert X.shape == (60, 2) and np.bincount(y).tolist() == [20, 20, 20]
+    Xtr, ytr, Xte, yte = datasets.split(X, y, 0.25)
+    assert len(yte) == 15 and len(ytr) == 45
+    assert sorted(np.concatenate([ytr, yte]).tolist()) == sorted(y.tolist())
+    assert datasets.targets(np.array([2, 0]), 3).tolist() == [[0, 0, 1], [1, 0, 0]]
+
+
+def test_classification_core(tmp_path):
+    res = classification.run(tmp_path / "build", scale=0.05, n_scale=0.1, only=("moons",),
+                             log=quiet)
+    rows = res["moons"]["rows"]
+    assert [r[0] for r in rows] == ["logistic regression (2-1)", "2-4-2-1 tanh/tanh/sigmoid"]
+    assert all(0.0 <= r[4] <= 1.0 for r in rows)
+    classification.plot(res, tmp_path / "c.png")
+    assert (tmp_path / "c.png").read_bytes()[:8] == PNG
+
+
+def test_activations_core(tmp_path):
+    res = activations.run(tmp_path / "build", activations=("sigmoid",), depths=(3,), epochs=4,
+                          width=3, n=30, log=quiet)
+    tr = res[("sigmoid", 3)]["trace"]
+    assert tr["grad_norm"].shape == (4, 4) and np.all(tr["grad_norm"] > 0)
+    activations.plot(res, tmp_path / "a.png", activations=("sigmoid",), depths=(3,))
+    assert (tmp_path / "a.png").read_bytes()[:8] == PNG
+
+
+def test_depth_core(tmp_path):
+    rows = depth.run(tmp_path / "build", depths=(0, 1), epochs=3, width=3, n_per_class=8,
+                     log=quiet)
+    assert [r["depth"] for r in rows] == [0, 1] and rows[1]["params"] == 2 * 3 + 3 + 3 * 3 + 3
+    depth.plot(rows, tmp_path / "d.png")
+    assert (tmp_path / "d.png").read_bytes()[:8] == PNG
+
+
+def test_backprop_trace_core(tmp_path):
+    net, params, trace, outputs = backprop_trace.run(tmp_path / "build", steps=3)
+    # the lecture: the loss before the first step, w5 after it
+    assert trace["loss"][0] == pytest.approx(0.298371109, abs=5e-10)
+    assert backprop_trace.weights(trace, 1)[4] == pytest.approx(0.35891648, abs=5e-9)
+    assert outputs[0] == pytest.approx([0.75136507, 0.772928465], abs=5e-9)
+    lines = []
+    backprop_trace.table(net, params, trace, outputs, log=lines.append)
+    assert len(lines) == 1 + 3 + 1 + 1
+    backprop_trace.plot(trace, outputs, tmp_path / "b.png")
+    assert (tmp_path / "b.png").read_bytes()[:8] == PNG

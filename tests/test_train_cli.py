@@ -1,0 +1,112 @@
+"""`symnet train SPEC --data FILE.npz`: end to end, its files, its errors, and the chunked
+training behind its progress bar (which must equal one long fit)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import symnet
+from symnet import cli
+from symnet.train import _chunks, train
+
+ROOT = Path(__file__).resolve().parent.parent
+MAZUR = ROOT / "examples" / "mazur.toml"
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "symnet", "train", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def one_line_error(proc) -> str:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
+    return proc.stderr
+
+
+def test_train_writes_trace_params_and_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    data = tmp_path / "d.npz"
+    np.savez(data, X=np.array([[0.05, 0.10]]), T=np.array([[0.01, 0.99]]))
+    out = run(MAZUR, "--data", data, "--epochs", 30, "--trace-out", tmp_path / "tr.npz",
+              "--params-out", tmp_path / "p.npz", "--plot", tmp_path / "loss.png",
+              "-o", tmp_path / "build", "--no-progress")
+    assert out.returncode == 0, out.stderr
+    tr = np.load(tmp_path / "tr.npz")
+    assert tr["loss"].shape == (30,) and tr["W2"].shape == (30, 2, 2)
+    # the lecture: the loss before the first step and after it; w5 after one step
+    assert tr["loss"][:2] == pytest.approx([0.298371109, 0.2910277737], abs=5e-10)
+    assert tr["W2"][1, 0, 0] == pytest.approx(0.35891648, abs=5e-9)
+    assert np.all(np.diff(tr["loss"]) < 0)
+    p = np.load(tmp_path / "p.npz")
+    assert p["b1"] == 0.35  # update = ["weights"]
+    assert not np.allclose(p["W2"], tr["W2"][0])
+    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "30 epochs on 1 samples" in out.stdout
+
+
+@pytest.mark.parametrize("arrays, expected", [
+    ({"X": np.zeros((3, 2))}, "d.npz: missing T (expected arrays X (samples, 2) and T "
+                              "(samples, 2))"),
+    ({"X": np.zeros((3, 3)), "T": np.zeros((3, 2))}, "d.npz: X: expected shape (samples, 2), "
+                                                     "got (3, 3)"),
+    ({"X": np.zeros((3, 2)), "T": np.zeros((4, 2))}, "expected as many samples in T as in X"),
+])
+def test_bad_data_is_one_line_and_writes_nothing(tmp_path, arrays, expected, capsys):
+    data = tmp_path / "d.npz"
+    np.savez(data, **arrays)
+    status = cli.main(["train", str(MAZUR), "--data", str(data), "--trace-out",
+                       str(tmp_path / "tr.npz"), "-o", str(tmp_path / "build")])
+    err = capsys.readouterr().err
+    assert status == 2 and expected in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz"]
+
+
+def test_plot_without_matplotlib_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    data = tmp_path / "d.npz"
+    np.savez(data, X=np.zeros((2, 2)), T=np.zeros((2, 2)))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    status = cli.main(["train", str(MAZUR), "--data", str(data), "--plot",
+                       str(tmp_path / "p.png"), "-o", str(tmp_path / "build")])
+    assert status == 2 and "needs matplotlib" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz"]
+
+
+def test_missing_data_file_subprocess(tmp_path):
+    err = one_line_error(run(MAZUR, "--data", tmp_path / "nope.npz"))
+    assert "nope.npz" in err
+
+
+def test_chunks_respect_step_decay():
+    assert sum(_chunks(1000, ())) == 1000 and len(_chunks(1000, ())) == 50
+    sizes = _chunks(1000, ("step", 30, 0.5))
+    assert sum(sizes) == 1000 and all(s % 30 == 0 for s in sizes[:-1])
+
+
+@pytest.mark.parametrize("decay", [{"kind": "step", "every": 7, "factor": 0.5},
+                                   {"kind": "exponential", "rate": 0.97}])
+def test_chunked_training_equals_one_fit(tmp_path, decay):
+    spec = symnet.compiler.as_spec({
+        "name": "chunked",
+        "network": {"inputs": 2, "layers": [{"units": 3, "activation": "tanh"},
+                                            {"units": 1, "activation": "linear"}]},
+        "loss": {"kind": "mse"},
+        "training": {"optimizer": "adam", "learning_rate": 0.05, "lr_decay": decay},
+        "init": {"scheme": "xavier_uniform", "seed": 1},
+    })
+    m = symnet.compile(spec, tmp_path)
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(8, 2))
+    T = np.sin(X[:, :1])
+    p, q = m.init_params(), m.init_params()
+    losses = m.fit(p, X, T, 120)  # one call
+    tr = train(m, q, X, T, 120, spec=spec, progress=True)  # 120 / 50 -> chunks of 3 or 7
+    np.testing.assert_allclose(tr["loss"], losses, rtol=1e-12)
+    for name in p:
+        np.testing.assert_allclose(q[name], p[name], rtol=1e-12)

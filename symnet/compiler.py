@@ -20,7 +20,7 @@ from .loop import LoopProgram, lower_loop
 from .lower import lower
 from .program import Program
 from .schedule import Schedule, schedule
-from .spec import Spec, load_spec, spec_from_dict
+from .spec import TARGETS, Spec, load_spec, spec_from_dict
 
 # `mode = "auto"` picks the unrolled (scalar) form up to this many parameters and the loop
 # form beyond (measured: see docs/benchmarks.md).
@@ -39,6 +39,11 @@ class Compiled:
     schedule: Schedule | None  # None in the loop form
     source: str
     mode: str = "scalar"
+    target: str = "cpu"  # "cuda": a numba.cuda module with the same API, <name>_cuda.py
+
+    @property
+    def module_name(self) -> str:
+        return self.spec.name + ("_cuda" if self.target == "cuda" else "")
 
 
 def as_spec(spec: Spec | str | os.PathLike | Mapping[str, Any]) -> Spec:
@@ -71,9 +76,10 @@ def check_size(spec: Spec) -> None:
 
 
 def build(spec, strategy: str | None = None, dtype: str | None = None,
-          mode: str | None = None) -> Compiled:
+          mode: str | None = None, target: str = "cpu", cuda_config=None) -> Compiled:
     """Run every stage and render the module's source (nothing is written).
-    `spec` is a Spec, a path to a TOML file or a dict."""
+    `spec` is a Spec, a path to a TOML file or a dict. `target` is "cpu" or "cuda" (the
+    same pipeline, rendered by codegen/cuda; `cuda_config` is its CudaConfig)."""
     from codegen.cpu import context
     from codegen.writer import render
 
@@ -82,17 +88,32 @@ def build(spec, strategy: str | None = None, dtype: str | None = None,
                if v is not None}
     if changes:
         spec = spec.replace_codegen(**changes)
+    if target not in TARGETS:
+        raise SpecError(spec.source, "codegen.targets", "a target among "
+                        + ", ".join(f'"{t}"' for t in TARGETS), target)
     mode = choose_mode(spec)
     spec_file = Path(spec.source).name
     if mode == "loop":
         from codegen.loop import context as loop_context
 
         loop_program = lower_loop(spec)
+        if target == "cuda":
+            from codegen.cuda import render_loop
+
+            return Compiled(spec, loop_program, None, render_loop(
+                spec, loop_program, version=__version__, spec_file=spec_file,
+                config=cuda_config), "loop", "cuda")
         ctx = loop_context(spec, loop_program, version=__version__, spec_file=spec_file)
         return Compiled(spec, loop_program, None, render("cpu/module.py.jinja", ctx), "loop")
     check_size(spec)
     program = differentiate(lower(spec))
     sched = schedule(program, spec.codegen.strategy)
+    if target == "cuda":
+        from codegen.cuda import render_scalar
+
+        return Compiled(spec, program, sched, render_scalar(
+            spec, sched, version=__version__, spec_file=spec_file, config=cuda_config),
+            "scalar", "cuda")
     ctx = context(spec, sched, version=__version__, spec_file=spec_file)
     return Compiled(spec, program, sched, render("cpu/module.py.jinja", ctx), "scalar")
 
@@ -108,7 +129,7 @@ def default_out_dir() -> Path:
 def write(compiled: Compiled, out_dir: str | os.PathLike) -> Path:
     from codegen.writer import write_if_changed
 
-    path = Path(out_dir) / f"{compiled.spec.name}.py"
+    path = Path(out_dir) / f"{compiled.module_name}.py"
     write_if_changed(path, compiled.source)
     return path
 
@@ -122,8 +143,10 @@ def import_module(path: Path, name: str):
     return module
 
 
-def compile(spec, out_dir=None, *, strategy=None, dtype=None, mode=None):  # noqa: A001
-    """Compile a spec (a path or a dict) and import the generated module."""
-    compiled = build(spec, strategy=strategy, dtype=dtype, mode=mode)
+def compile(spec, out_dir=None, *, strategy=None, dtype=None, mode=None,  # noqa: A001
+            target="cpu"):
+    """Compile a spec (a path or a dict) and import the generated module (target "cuda":
+    the numba.cuda module, <name>_cuda)."""
+    compiled = build(spec, strategy=strategy, dtype=dtype, mode=mode, target=target)
     path = write(compiled, out_dir if out_dir is not None else default_out_dir())
-    return import_module(path, compiled.spec.name)
+    return import_module(path, compiled.module_name)

@@ -23,10 +23,14 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":  # pragma: no cover
 from numba import cuda  # noqa: E402  (after the check: the simulator must be on)
 
 # 8 threads a block and at most 2 blocks: 20 samples are 3 tiles, so the grid-stride loop,
-# several blocks' partials and the padding of the last tile are all exercised.
-SMALL = CudaConfig(threads_per_block=8, max_blocks=2, reduce_threads=32, reduce_blockwise_max=0)
-# the other reduction (one block per parameter) and no weights in shared memory
-BLOCKWISE = CudaConfig(threads_per_block=8, max_blocks=3, reduce_threads=4,
+# several blocks' partials and the padding of the last tile are all exercised. A step is one
+# kernel (the last block reduces; small nets) ...
+SMALL = CudaConfig(threads_per_block=8, max_blocks=2, reduce_chunk=4)
+# ... or two: the reduction kernel with one thread per parameter (wide nets) ...
+THREADWISE = CudaConfig(threads_per_block=8, max_blocks=2, fused_max=0, reduce_threads=32,
+                        reduce_blockwise_max=0)
+# ... or one block per parameter; and no weights in shared memory
+BLOCKWISE = CudaConfig(threads_per_block=8, max_blocks=3, fused_max=0, reduce_threads=4,
                        reduce_blockwise_max=4096, shared_weights_bytes=0)
 
 
@@ -57,7 +61,7 @@ def _params_close(p, q, tol):
         _close(p[k], q[k], tol)
 
 
-def _check_all(cpu, gpu, X, T, tol, epochs=3, batch_size=7):
+def _check_all(cpu, gpu, X, T, tol, epochs=2, batch_size=7):
     """forward, loss, grad, train_step (with state), full-batch and minibatch fit."""
     assert gpu.PARAM_SHAPES == cpu.PARAM_SHAPES and gpu.STATE_SHAPES == cpu.STATE_SHAPES
     assert gpu.TARGET == "cuda" and gpu.MODE == cpu.MODE and gpu.OPTIMIZER == cpu.OPTIMIZER
@@ -145,7 +149,7 @@ def test_scalar_momentum_float32(tmp_path):
                                           "lr_decay": {"kind": "exponential", "rate": 0.9}})
     spec["loss"] = {"kind": "mse"}
     spec["codegen"] = {"mode": "scalar", "dtype": "float32"}
-    cpu, gpu = _pair(spec, tmp_path)
+    cpu, gpu = _pair(spec, tmp_path, config=THREADWISE)
     X, T = _data(cpu)
     pc, pg = _check_all(cpu, gpu, X, T, tol=2e-4)
     assert pg["W1"].dtype == np.float32
@@ -199,7 +203,7 @@ def test_loop_blockwise_reduction_unstaged(tmp_path):
 
 def test_loop_float32(tmp_path):
     spec = _loop_spec("lp32", codegen={"mode": "loop", "dtype": "float32"})
-    cpu, gpu = _pair(spec, tmp_path)
+    cpu, gpu = _pair(spec, tmp_path, config=THREADWISE)
     _check_all(cpu, gpu, *_data(cpu, kind="onehot"), tol=2e-4)
 
 

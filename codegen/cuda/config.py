@@ -19,10 +19,13 @@ class CudaConfig:
     # the reduction gives each parameter a block of its own up to this many parameters (few
     # parameters, many partials each), and each parameter a thread beyond (many parameters)
     reduce_blockwise_max: int = 4096
+    # up to this many parameters a training step is one kernel: the last block to finish
+    # sums the partials and applies the update; beyond, a second kernel does (_reduce_update)
+    fused_max: int = 128
     # loop form: stage weight matrices in shared memory, layer by layer, up to this many bytes
     shared_weights_bytes: int = 32768
     # per-block partial sums are reduced this many accumulators at a time in shared memory
-    reduce_chunk: int = 8
+    reduce_chunk: int = 16
 
     def __post_init__(self):
         # powers of two for the tree reductions; below 32 a block wastes most of a GPU warp,

@@ -103,6 +103,7 @@ def _common(spec: Spec, *, version: str, spec_file: str, mode: str,
         "max_blocks": config.max_blocks,
         "reduce_threads": config.reduce_threads,
         "reduce_blockwise": n_params + 1 <= config.reduce_blockwise_max,
+        "fused": n_params + 1 <= config.fused_max,
         "chunk": config.reduce_chunk,
         "config": config,
     })

@@ -2,7 +2,8 @@
 
 Numba's CUDA target compiles `math.exp`, `math.tanh`, ... of a float32 to the float32
 libdevice functions (expf, tanhf) and of a float64 to the float64 ones; NumPy calls
-(`np.exp`, `np.logaddexp`, `np.sign`) are not what a CUDA kernel should call. Everything
+(`np.exp`, `np.logaddexp`, `np.sign`) are not what a CUDA kernel should call, and Max/Min
+print as the module's device functions _max/_min rather than the builtins. Everything
 else (literals of the dtype, one literal per numeric subexpression, products for small
 powers, the overflow-free forms) is the parent's.
 """
@@ -54,6 +55,20 @@ class CudaPrinter(NumbaPrinter):
 
     def _print_sign(self, expr):
         return f"_sign({self._print(expr.args[0])})"
+
+    # Numba's CUDA target does not type the builtins max and min of scalars everywhere: the
+    # module's two-argument device functions _max and _min, folded over the arguments
+    def _print_Max(self, expr):
+        return self._fold("_max", expr.args)
+
+    def _print_Min(self, expr):
+        return self._fold("_min", expr.args)
+
+    def _fold(self, name, args):
+        text = self._print(args[0])
+        for a in args[1:]:
+            text = f"{name}({text}, {self._print(a)})"
+        return text
 
 
 def cuda_code(expr: sp.Expr, dtype: str = "float64") -> str:

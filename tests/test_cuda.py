@@ -43,6 +43,70 @@ def test_kernels_match_the_cpu_module_under_the_simulator(tmp_path):
     assert " passed" in result.stdout and "skipped" not in result.stdout
 
 
+# -- the kernels, typed and lowered for the CUDA target (no GPU needed) -------------------------
+
+
+def _lower_for_cuda(module, monkeypatch):
+    """Numba's CUDA front end on every kernel of a generated module: typing and lowering to
+    LLVM IR for compute capability 8.0, without a driver (only NVVM's PTX step is left out).
+    This is what catches a construct that the simulator runs but the CUDA target refuses."""
+    import types as pytypes
+
+    from numba import cuda, types
+
+    if cuda.is_available():
+        pytest.skip("a GPU is present: the gpu-marked tests compile the kernels for real")
+    try:
+        import numba.cuda.dispatcher as dispatcher
+        from numba.cuda.compiler import compile_cuda
+    except ImportError as exc:  # pragma: no cover - numba's layout changed
+        pytest.skip(f"numba's CUDA compiler is not where this test expects it ({exc})")
+    # device functions ask the (absent) current device for its compute capability
+    monkeypatch.setattr(dispatcher, "get_current_device",
+                        lambda: pytypes.SimpleNamespace(compute_capability=(8, 0)),
+                        raising=True)
+    F = getattr(types, module.DTYPE.__name__)
+    A1, A2 = types.Array(F, 1, "C"), types.Array(F, 2, "C")
+    I1, L1 = types.Array(types.int64, 1, "C"), types.Array(types.float64, 1, "C")
+    sigs = {
+        "_forward_kernel": (A1, A2, A2) + (A2,) * len(module._FORWARD_SCRATCH_UNITS),
+        "_grad_kernel": (A2, A2, A2, I1, types.int64, types.int64, types.boolean, A2, I1, F,
+                         L1, types.int64, types.boolean) + (A2,) * len(module._SCRATCH_UNITS),
+    }
+    if hasattr(module, "_reduce_update"):
+        sigs["_reduce_update"] = (A2, types.int64, A2, I1, F, types.int64, L1, types.int64,
+                                  types.boolean)
+    for name, sig in sigs.items():
+        compile_cuda(getattr(module, name).py_func, types.void, sig, cc=(8, 0))
+    return sorted(sigs)
+
+
+@pytest.mark.parametrize("case", ["scalar-one-kernel", "scalar32-two-kernels",
+                                  "loop-softmax-decay", "loop32-two-kernels"])
+def test_kernels_type_and_lower_for_the_cuda_target(case, tmp_path, monkeypatch):
+    wide = {"name": "lw", "network": {"inputs": 5, "layers": [
+        {"units": 7, "activation": "tanh"}, {"units": 4, "activation": "relu", "bias": "shared"},
+        {"units": 3, "activation": "softmax"}]},
+        "loss": {"kind": "cross_entropy", "weight_decay": 0.01},
+        "training": {"optimizer": "adam"}, "codegen": {"mode": "loop"}}
+    small = {"name": "sw", "network": {"inputs": 3, "layers": [
+        {"units": 4, "activation": "gelu"}, {"units": 3, "activation": "softplus"},
+        {"units": 2, "activation": "sigmoid"}]}, "loss": {"kind": "bce"},
+        "training": {"optimizer": "sgd", "momentum": 0.9, "nesterov": True}}
+    spec, dtype, config = {
+        "scalar-one-kernel": (small, "float64", None),
+        "scalar32-two-kernels": (small, "float32", CudaConfig(fused_max=0)),
+        "loop-softmax-decay": (wide, "float64", None),
+        "loop32-two-kernels": (wide, "float32", CudaConfig(fused_max=0,
+                                                            reduce_blockwise_max=0)),
+    }[case]
+    compiled = build(spec, dtype=dtype, target="cuda", cuda_config=config)
+    module = symnet.compiler.import_module(symnet.compiler.write(compiled, tmp_path),
+                                           compiled.module_name)
+    kernels = _lower_for_cuda(module, monkeypatch)
+    assert ("_reduce_update" in kernels) == (config is not None)
+
+
 # -- the generated source -----------------------------------------------------------------------
 
 

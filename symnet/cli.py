@@ -81,7 +81,8 @@ def _compile(args) -> int:
           + "-".join(str(layer.units) for layer in spec.network.layers)
           + f", {spec.n_params()} parameters ({shapes})")
     if sched is None:
-        print(f"  form        loop (np.dot per layer), dtype {spec.codegen.dtype}")
+        how = "np.dot per layer" if compiled.target == "cpu" else "per-thread layer loops"
+        print(f"  form        loop ({how}), dtype {spec.codegen.dtype}")
         return 0
     c, b = sched.counts, sched.before_cse
     print(f"  form        scalar (unrolled), strategy {sched.strategy}, dtype {spec.codegen.dtype}")

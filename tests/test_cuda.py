@@ -152,6 +152,21 @@ def test_loop_form_stages_weights_in_shared_memory_within_the_budget():
     assert "cuda.shared.array(" in src and "wsh" not in src
 
 
+def test_static_shared_memory_stays_within_48_kib():
+    """The weights get what the reduction buffer and the tile's rows leave of a block's 48 KiB
+    of static shared memory: W1 (4096 float64s, 32 KiB) does not fit next to the 16 KiB
+    buffer, W4 (64) does."""
+    spec = {"name": "w64", "network": {"inputs": 64, "layers": [
+        {"units": 64, "activation": "relu"}, {"units": 64, "activation": "relu"},
+        {"units": 64, "activation": "relu"}, {"units": 1, "activation": "linear"}]},
+        "loss": {"kind": "mse"}}
+    src = build(spec, target="cuda").source
+    assert "wsh = cuda.shared.array(64, _KT)" in src
+    assert "red = cuda.shared.array((_CHUNK, THREADS_PER_BLOCK), _KT)" in src
+    src = build(spec, dtype="float32", target="cuda").source
+    assert "wsh = cuda.shared.array(8192, _KT)" in src  # W1 and W2: 32 KiB
+
+
 def test_cuda_config_is_checked():
     with pytest.raises(ValueError, match="threads_per_block"):
         CudaConfig(threads_per_block=96)

@@ -22,6 +22,8 @@ from symnet.spec import Spec
 from .config import CudaConfig
 from .printer import CudaPrinter
 
+SHARED_BYTES = 48 * 1024  # static shared memory of a block, on every CUDA GPU
+
 
 @dataclass(frozen=True)
 class FlatArg:
@@ -161,7 +163,11 @@ def loop_context(spec: Spec, program: LoopProgram, *, version: str, spec_file: s
     ctx = _common(spec, version=version, spec_file=spec_file, mode="loop", config=config)
     by_name = {a.name: a for a in ctx["flat"]}
     itemsize = 4 if spec.codegen.dtype == "float32" else 8
-    budget = config.shared_weights_bytes // itemsize
+    # static shared memory is at most 48 KiB a block: the weights get what the reduction
+    # buffer and the tile's rows leave
+    left = SHARED_BYTES - config.reduce_chunk * config.threads_per_block * itemsize \
+        - 8 * config.threads_per_block - 64
+    budget = max(0, min(config.shared_weights_bytes, left)) // itemsize
     layers, shared_used = [], 0
     for L in program.layers:
         code = LoopLayerCode(

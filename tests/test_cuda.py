@@ -82,7 +82,8 @@ def _lower_for_cuda(module, monkeypatch):
 
 
 @pytest.mark.parametrize("case", ["scalar-one-kernel", "scalar32-two-kernels",
-                                  "loop-softmax-decay", "loop32-two-kernels"])
+                                  "loop-softmax-decay", "loop32-two-kernels",
+                                  "loop-one-layer", "loop32-no-bias-step-decay"])
 def test_kernels_type_and_lower_for_the_cuda_target(case, tmp_path, monkeypatch):
     wide = {"name": "lw", "network": {"inputs": 5, "layers": [
         {"units": 7, "activation": "tanh"}, {"units": 4, "activation": "relu", "bias": "shared"},
@@ -93,12 +94,25 @@ def test_kernels_type_and_lower_for_the_cuda_target(case, tmp_path, monkeypatch)
         {"units": 4, "activation": "gelu"}, {"units": 3, "activation": "softplus"},
         {"units": 2, "activation": "sigmoid"}]}, "loss": {"kind": "bce"},
         "training": {"optimizer": "sgd", "momentum": 0.9, "nesterov": True}}
+    one = {"name": "ol", "network": {"inputs": 4, "layers": [
+        {"units": 3, "activation": "softmax", "bias": "shared"}]},
+        "loss": {"kind": "cross_entropy", "reduction": "sum"}, "codegen": {"mode": "loop"}}
+    nobias = {"name": "nb", "network": {"inputs": 3, "layers": [
+        {"units": 5, "activation": {"name": "leaky_relu", "alpha": 0.1}, "bias": "none"},
+        {"units": 4, "activation": "softsign"},
+        {"units": 2, "activation": "linear", "bias": "shared"}]},
+        "loss": {"kind": "mae", "weight_decay": 0.001},
+        "training": {"optimizer": "adam", "update": ["weights"],
+                     "lr_decay": {"kind": "step", "every": 3, "factor": 0.5}},
+        "codegen": {"mode": "loop"}}
     spec, dtype, config = {
         "scalar-one-kernel": (small, "float64", None),
         "scalar32-two-kernels": (small, "float32", CudaConfig(fused_max=0)),
         "loop-softmax-decay": (wide, "float64", None),
         "loop32-two-kernels": (wide, "float32", CudaConfig(fused_max=0,
                                                             reduce_blockwise_max=0)),
+        "loop-one-layer": (one, "float64", None),
+        "loop32-no-bias-step-decay": (nobias, "float32", None),
     }[case]
     compiled = build(spec, dtype=dtype, target="cuda", cuda_config=config)
     module = symnet.compiler.import_module(symnet.compiler.write(compiled, tmp_path),

@@ -17,7 +17,7 @@ from . import __version__
 from .compiler import MAX_SCALAR_PARAMS, build, write
 from .errors import SymnetError, one_line
 from .schedule import schedule
-from .spec import DTYPES, MODES, load_spec
+from .spec import DTYPES, MODES, TARGETS, load_spec
 
 
 def _strategy(text: str) -> str:
@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
                    "checkpoint:sqrt, budget:N or budget:SIZE (e.g. 64KB)")
     c.add_argument("--dtype", choices=DTYPES, help="override [codegen] dtype")
     c.add_argument("--mode", choices=MODES, help="override [codegen] mode")
+    c.add_argument("--target", choices=TARGETS, help="write only this target's module (cpu: "
+                   "DIR/<name>.py, cuda: DIR/<name>_cuda.py); default: [codegen] targets")
 
     i = sub.add_parser("inspect", help="print the forward and gradient formulas and the "
                        "store-versus-recompute figures")
@@ -74,24 +76,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _compile(args) -> int:
-    compiled = build(load_spec(args.spec), strategy=args.strategy, dtype=args.dtype,
-                     mode=args.mode)
+    spec = load_spec(args.spec)
+    targets = [args.target] if args.target else list(spec.codegen.targets)
+    # every target is built before anything is written: an error writes nothing
+    builds = [build(spec, strategy=args.strategy, dtype=args.dtype, mode=args.mode, target=t)
+              for t in targets]
+    compiled = builds[0]
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise SymnetError(f"{out_dir}: expected a directory for -o/--out-dir")
     try:
-        path = write(compiled, out_dir)
+        paths = [write(c, out_dir) for c in builds]
     except OSError as exc:
         raise SymnetError(f"{out_dir}: expected a writable directory for -o/--out-dir "
                           f"({exc.strerror or exc})") from None
     spec, sched = compiled.spec, compiled.schedule
     shapes = ", ".join(f"{k}{list(v)}" for k, v in spec.param_shapes().items())
-    print(path)
+    for path in paths:
+        print(path)
     print(f"  network     {spec.network.inputs}-"
           + "-".join(str(layer.units) for layer in spec.network.layers)
           + f", {spec.n_params()} parameters ({shapes})")
     if sched is None:
-        print(f"  form        loop (np.dot per layer), dtype {spec.codegen.dtype}")
+        how = "np.dot per layer" if compiled.target == "cpu" else "per-thread layer loops"
+        print(f"  form        loop ({how}), dtype {spec.codegen.dtype}")
         if spec.codegen.strategy != "store":
             from codegen.checkpoint import make_plan
 

@@ -22,7 +22,7 @@ from .loop import LoopProgram, lower_loop
 from .lower import lower
 from .program import Program
 from .schedule import RECOMPUTE_MAX_PARAMS, Schedule, schedule
-from .spec import Spec, check_module_name, load_spec, spec_from_dict
+from .spec import TARGETS, Spec, check_module_name, load_spec, spec_from_dict
 
 # `mode = "auto"` picks the unrolled (scalar) form up to this many parameters and the loop
 # form beyond (measured: see docs/benchmarks.md).
@@ -41,6 +41,11 @@ class Compiled:
     schedule: Schedule | None  # None in the loop form
     source: str
     mode: str = "scalar"
+    target: str = "cpu"  # "cuda": a numba.cuda module with the same API, <name>_cuda.py
+
+    @property
+    def module_name(self) -> str:
+        return self.spec.name + ("_cuda" if self.target == "cuda" else "")
 
 
 def as_spec(spec: Spec | str | os.PathLike | Mapping[str, Any]) -> Spec:
@@ -88,6 +93,16 @@ def checkpoint_context(spec: Spec, loop_program: LoopProgram) -> dict:
     return context(spec, loop_program, p)
 
 
+def check_target(spec: Spec, target: str) -> None:
+    if target not in TARGETS:
+        raise SpecError(spec.source, "codegen.targets", "a target among "
+                        + ", ".join(f'"{t}"' for t in TARGETS), target)
+    if target == "cuda" and choose_mode(spec) == "loop" and spec.codegen.strategy != "store":
+        raise SpecError(spec.source, "codegen.strategy", '"store" for the CUDA target\'s loop '
+                        "form (checkpoint schedules are emitted for the CPU only)",
+                        spec.codegen.strategy)
+
+
 def check_size(spec: Spec) -> None:
     n = spec.n_params()
     if n > MAX_SCALAR_PARAMS:
@@ -98,19 +113,27 @@ def check_size(spec: Spec) -> None:
 
 
 def build(spec, strategy: str | None = None, dtype: str | None = None,
-          mode: str | None = None) -> Compiled:
+          mode: str | None = None, target: str = "cpu", cuda_config=None) -> Compiled:
     """Run every stage and render the module's source (nothing is written).
-    `spec` is a Spec, a path to a TOML file or a dict."""
+    `spec` is a Spec, a path to a TOML file or a dict. `target` is "cpu" or "cuda" (the
+    same pipeline, rendered by codegen/cuda; `cuda_config` is its CudaConfig)."""
     from codegen.cpu import context
     from codegen.writer import render
 
     spec = with_overrides(as_spec(spec), strategy=strategy, dtype=dtype, mode=mode)
+    check_target(spec, target)
     mode = choose_mode(spec)
     spec_file = Path(spec.source).name
     if mode == "loop":
         from codegen.loop import context as loop_context
 
         loop_program = lower_loop(spec)
+        if target == "cuda":
+            from codegen.cuda import render_loop
+
+            return Compiled(spec, loop_program, None, render_loop(
+                spec, loop_program, version=__version__, spec_file=spec_file,
+                config=cuda_config), "loop", "cuda")
         ctx = loop_context(spec, loop_program, version=__version__, spec_file=spec_file)
         if spec.codegen.strategy != "store":  # recompute, checkpoint:K or budget:N
             ctx.update(checkpoint_context(spec, loop_program))
@@ -118,6 +141,12 @@ def build(spec, strategy: str | None = None, dtype: str | None = None,
     check_size(spec)
     program = differentiate(lower(spec))
     sched = schedule(program, spec.codegen.strategy)
+    if target == "cuda":
+        from codegen.cuda import render_scalar
+
+        return Compiled(spec, program, sched, render_scalar(
+            spec, sched, version=__version__, spec_file=spec_file, config=cuda_config),
+            "scalar", "cuda")
     ctx = context(spec, sched, version=__version__, spec_file=spec_file)
     return Compiled(spec, program, sched, render("cpu/module.py.jinja", ctx), "scalar")
 
@@ -130,17 +159,18 @@ def default_out_dir() -> Path:
     return Path(base) / "symnet"
 
 
-def module_path(spec: Spec, out_dir: str | os.PathLike) -> Path:
-    """DIR/<name>.py. The name is checked again here (a Spec can be built by hand, bypassing
-    the loader), so that the file is always directly inside `out_dir`."""
+def module_path(spec: Spec, out_dir: str | os.PathLike, target: str = "cpu") -> Path:
+    """DIR/<name>.py, or DIR/<name>_cuda.py for the CUDA target. The name is checked again
+    here (a Spec can be built by hand, bypassing the loader), so that the file is always
+    directly inside `out_dir`."""
     check_module_name(spec.name, spec.source)
-    return Path(out_dir) / f"{spec.name}.py"
+    return Path(out_dir) / f"{spec.name}{'_cuda' if target == 'cuda' else ''}.py"
 
 
 def write(compiled: Compiled, out_dir: str | os.PathLike) -> Path:
     from codegen.writer import write_if_changed
 
-    path = module_path(compiled.spec, out_dir)
+    path = module_path(compiled.spec, out_dir, compiled.target)
     write_if_changed(path, compiled.source)
     return path
 
@@ -205,15 +235,19 @@ def import_module(path: Path, name: str):
     return module
 
 
-def compile(spec, out_dir=None, *, strategy=None, dtype=None, mode=None):  # noqa: A001
-    """Compile a spec (a path, a dict or a Spec) and import the generated module.
+def compile(spec, out_dir=None, *, strategy=None, dtype=None, mode=None,  # noqa: A001
+            target="cpu"):
+    """Compile a spec (a path, a dict or a Spec) and import the generated module (target
+    "cuda": the numba.cuda module, <name>_cuda).
 
-    An existing DIR/<name>.py is reused, without running sympy, when its header records this
-    spec's SHA-256, file name, dtype, strategy and form and this symnet's version and
-    generator hash (`is_current`); otherwise the module is built and written again (atomically,
-    so that processes compiling the same spec at once each import a complete module)."""
+    An existing DIR/<name>.py (<name>_cuda.py) is reused, without running sympy, when its
+    header records this spec's SHA-256, file name, dtype, strategy and form and this symnet's
+    version and generator hash (`is_current`); otherwise the module is built and written again
+    (atomically, so that processes compiling the same spec at once each import a complete
+    module)."""
     spec = with_overrides(as_spec(spec), strategy=strategy, dtype=dtype, mode=mode)
-    path = module_path(spec, out_dir if out_dir is not None else default_out_dir())
+    check_target(spec, target)
+    path = module_path(spec, out_dir if out_dir is not None else default_out_dir(), target)
     if not is_current(path, spec):
-        path = write(build(spec), path.parent)
-    return import_module(path, spec.name)
+        path = write(build(spec, target=target), path.parent)
+    return import_module(path, path.stem)

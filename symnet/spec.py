@@ -33,6 +33,7 @@ LOSS_KINDS = (*LOSSES, CUSTOM)
 DTYPES = ("float32", "float64")
 STRATEGIES = ("store", "recompute")  # and "checkpoint:K", "budget:N": see checkpoint.py
 MODES = ("auto", "scalar", "loop")
+TARGETS = ("cpu", "cuda")  # [codegen] targets: the CPU module <name>.py, the CUDA <name>_cuda.py
 
 # `name` becomes the generated module's file name and its name in sys.modules: keep it short
 # enough for any file system, and never the name of a module the process may already use.
@@ -122,6 +123,7 @@ class Codegen:
     dtype: str = "float64"
     strategy: str = "store"
     mode: str = "auto"  # "scalar" (unrolled), "loop" (per-layer loops and np.dot) or "auto"
+    targets: tuple[str, ...] = ("cpu",)  # the modules `symnet compile` writes
 
 
 @dataclass(frozen=True)
@@ -464,10 +466,21 @@ def _positive_at_most_one(v: _Validator, value, key: str) -> float:
 
 
 def _codegen(v: _Validator, raw) -> Codegen:
-    t = v.table(raw, "codegen", optional=("dtype", "strategy", "mode"))
+    t = v.table(raw, "codegen", optional=("dtype", "strategy", "mode", "targets"))
     return Codegen(dtype=v.choice(t.get("dtype", "float64"), "codegen.dtype", DTYPES),
                    strategy=_strategy(v, t.get("strategy", "store")),
-                   mode=v.choice(t.get("mode", "auto"), "codegen.mode", MODES))
+                   mode=v.choice(t.get("mode", "auto"), "codegen.mode", MODES),
+                   targets=_targets(v, t.get("targets", ["cpu"])))
+
+
+def _targets(v: _Validator, raw) -> tuple[str, ...]:
+    expected = f"a non-empty list of distinct targets, each {_one_of(TARGETS)}"
+    if not isinstance(raw, list) or not raw or len(set(map(repr, raw))) != len(raw):
+        v.fail("codegen.targets", expected, raw)
+    for target in raw:
+        if not isinstance(target, str) or target not in TARGETS:
+            v.fail("codegen.targets", expected, raw)
+    return tuple(raw)
 
 
 def _strategy(v: _Validator, value) -> str:

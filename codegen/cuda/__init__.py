@@ -1,0 +1,33 @@
+"""The CUDA backend: the same scalar Schedule or LoopProgram as the CPU backend, rendered
+into a `numba.cuda` module with the CPU module's API (templates/cuda/)."""
+
+from __future__ import annotations
+
+from symnet.loop import LoopProgram
+from symnet.schedule import Schedule
+from symnet.spec import Spec
+
+from .config import CudaConfig
+from .context import loop_context, scalar_context
+
+TEMPLATE = "cuda/module.py.jinja"
+
+
+def render_scalar(spec: Spec, schedule: Schedule, *, version: str, spec_file: str,
+                  config: CudaConfig | None = None) -> str:
+    from codegen.writer import render
+
+    return render(TEMPLATE, scalar_context(spec, schedule, version=version, spec_file=spec_file,
+                                           config=config))
+
+
+def render_loop(spec: Spec, program: LoopProgram, *, version: str, spec_file: str,
+                config: CudaConfig | None = None) -> str:
+    from codegen.writer import render
+
+    return render(TEMPLATE, loop_context(spec, program, version=version, spec_file=spec_file,
+                                         config=config))
+
+
+__all__ = ["CudaConfig", "TEMPLATE", "loop_context", "render_loop", "render_scalar",
+           "scalar_context"]

@@ -1,0 +1,216 @@
+"""The CUDA backend: the same Schedule (scalar form) or LoopProgram (loop form) as the CPU
+backend, printed for `numba.cuda` kernels.
+
+On the device every parameter lives in one flat array `theta` (W1 row by row, then b1, W2,
+...), and so do the gradient `G` and the optimizer's moments `M` and `V`: one offset per
+parameter array, and one update kernel for all of them. This module works out those offsets,
+what each kernel loads, and, in the loop form, which weight matrices are staged in shared
+memory.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from codegen.cpu import _X, Line, array_args, base_context, kernel_lines
+from codegen.loop import LoopLayerCode, _block
+from symnet.loop import OUT, LoopProgram, Z
+from symnet.schedule import Schedule
+from symnet.spec import Spec
+
+from .config import CudaConfig
+from .printer import CudaPrinter
+
+SHARED_BYTES = 48 * 1024  # static shared memory of a block, on every CUDA GPU
+
+
+@dataclass(frozen=True)
+class FlatArg:
+    name: str  # the user's key: W1, b1
+    arg: str  # the CPU kernels' name: W1, B1
+    shape: tuple[int, ...]  # as the user sees it
+    kernel_shape: tuple[int, ...]
+    offset: int  # first element in theta
+    size: int
+    updated: bool
+
+
+@dataclass(frozen=True)
+class CudaLayer:
+    code: LoopLayerCode  # the printed activation and derivative (as in the CPU loop form)
+    w: int  # offset of W<l> in theta
+    b: int | None  # offset of b<l> in theta, or None without a bias
+    staged: bool  # W<l> is copied into shared memory
+    w_shared: int  # its offset in the shared copy
+
+    def weight(self, j: str, i: str) -> str:
+        """The expression that reads W<l>[j, i]."""
+        units_in = self.code.units_in
+        array, offset = ("wsh", self.w_shared) if self.staged else ("theta", self.w)
+        if j.isdigit():  # a fixed row (an output unit): one constant offset
+            return f"{array}[{_plus(offset + int(j) * units_in, i)}]"
+        return f"{array}[{_plus(offset, f'{j}*{units_in}')} + {i}]"
+
+    def bias(self, j: str) -> str:
+        if self.b is None:
+            return ""
+        if self.code.bias == "shared":
+            return f"theta[{self.b}]"
+        if j.isdigit():
+            return f"theta[{self.b + int(j)}]"
+        return f"theta[{_plus(self.b, j)}]"
+
+
+def _plus(offset: int, term: str) -> str:
+    return term if offset == 0 else f"{offset} + {term}"
+
+
+def flat_args(spec: Spec) -> list[FlatArg]:
+    out, offset = [], 0
+    for a in array_args(spec):
+        size = math.prod(a.kernel_shape)
+        out.append(FlatArg(a.name, a.arg, a.shape, a.kernel_shape, offset, size, a.updated))
+        offset += size
+    return out
+
+
+def _ranges(flat: list[FlatArg]) -> list[tuple[int, int]]:
+    """The updated parameters as [start, stop) ranges of theta, adjacent ones merged."""
+    ranges: list[list[int]] = []
+    for a in flat:
+        if not a.updated:
+            continue
+        if ranges and ranges[-1][1] == a.offset:
+            ranges[-1][1] = a.offset + a.size
+        else:
+            ranges.append([a.offset, a.offset + a.size])
+    return [tuple(r) for r in ranges]
+
+
+def _common(spec: Spec, *, version: str, spec_file: str, mode: str,
+            config: CudaConfig) -> dict:
+    ctx = base_context(spec, version=version, spec_file=spec_file, mode=mode)
+    flat = flat_args(spec)
+    n_params = sum(a.size for a in flat)
+    weights = [a for a in flat if a.name.startswith("W")]
+    ctx.update({
+        "target": "cuda",
+        "module_name": f"{spec.name}_cuda",
+        "flat": flat,
+        "n_flat": n_params,
+        "updated_ranges": _ranges(flat),
+        "weight_ranges": [(a.offset, a.offset + a.size) for a in weights],
+        "tpb": config.threads_per_block,
+        "max_blocks": config.max_blocks,
+        "reduce_threads": config.reduce_threads,
+        "reduce_blockwise": n_params + 1 <= config.reduce_blockwise_max,
+        "fused": n_params + 1 <= config.fused_max,
+        "chunk": config.reduce_chunk,
+        "config": config,
+    })
+    return ctx
+
+
+def scalar_context(spec: Spec, schedule: Schedule, *, version: str, spec_file: str,
+                   config: CudaConfig | None = None) -> dict:
+    """The unrolled form: one thread per sample runs the lecture's lines in registers."""
+    config = config or CudaConfig()
+    printer = CudaPrinter(spec.codegen.dtype)
+    prog = schedule.program
+    ctx = _common(spec, version=version, spec_file=spec_file, mode="scalar", config=config)
+    by_name = {a.name: a for a in ctx["flat"]}
+
+    def flat_index(entry) -> int:
+        a = by_name[entry.array]
+        idx = entry.index or (0,)
+        k = 0
+        for i, n in zip(idx, a.kernel_shape):
+            k = k * n + i
+        return a.offset + k
+
+    def where(entry) -> str:
+        idx = ", ".join(map(str, entry.index)) if entry.index else ""
+        return f"{entry.array}[{idx}]" if idx else f"{entry.array} (shared)"
+
+    ctx.update({
+        "strategy": schedule.strategy,
+        "inputs": [s.name for s in prog.inputs],
+        "targets": [s.name for s in prog.targets],
+        "outputs": [s.name for s in prog.outputs],
+        "loss": prog.loss.name,
+        "loads": [Line(p.symbol.name, f"theta[{flat_index(p)}]", where(p))
+                  for p in prog.params],
+        # (per-sample gradient, accumulator, index in theta)
+        "grads": [(prog.grads[p.symbol].name, "g_" + p.symbol.name, flat_index(p))
+                  for p in prog.params],
+        "forward_lines": kernel_lines(schedule.forward, schedule, printer),
+        "grad_lines": kernel_lines(schedule.grad, schedule, printer),
+        "counts": schedule.counts,
+        "before_cse": schedule.before_cse,
+        "loop_decay": None,
+    })
+    ctx["uses_erf"] = any("math.erf" in line.code for line in ctx["grad_lines"])
+    return ctx
+
+
+def loop_context(spec: Spec, program: LoopProgram, *, version: str, spec_file: str,
+                 config: CudaConfig | None = None) -> dict:
+    """The loop form: per-layer loops over the units, one thread per sample, tiles of
+    samples per block for the weight gradients."""
+    config = config or CudaConfig()
+    printer = CudaPrinter(spec.codegen.dtype)
+    ctx = _common(spec, version=version, spec_file=spec_file, mode="loop", config=config)
+    by_name = {a.name: a for a in ctx["flat"]}
+    itemsize = 4 if spec.codegen.dtype == "float32" else 8
+    # static shared memory is at most 48 KiB a block: the weights get what the reduction
+    # buffer and the tile's rows leave
+    left = SHARED_BYTES - config.reduce_chunk * config.threads_per_block * itemsize \
+        - 8 * config.threads_per_block - 64
+    budget = max(0, min(config.shared_weights_bytes, left)) // itemsize
+    layers, shared_used = [], 0
+    for L in program.layers:
+        code = LoopLayerCode(
+            number=L.number, units=L.units, units_in=L.units_in, bias=L.bias,
+            activation=L.activation, formula=_X.sub("net", L.formula),
+            out=printer.doprint(L.out), derivative=printer.doprint(L.derivative),
+            uses_z=Z in L.derivative.free_symbols, uses_y=OUT in L.derivative.free_symbols,
+            source="X" if L.number == 1 else f"out{L.number - 1}")
+        size = L.units * L.units_in
+        staged = shared_used + size <= budget
+        b = by_name.get(f"b{L.number}")
+        layers.append(CudaLayer(code, by_name[f"W{L.number}"].offset,
+                                None if b is None else b.offset, staged,
+                                shared_used if staged else 0))
+        if staged:
+            shared_used += size
+    out = program.output
+
+    def used(steps, symbols):
+        free = set().union(*(a.rhs.free_symbols for a in steps)) if steps else set()
+        return [(k, s.name) for k, s in enumerate(symbols) if s in free]
+
+    grad_lines = _block(out.grad_steps, printer)
+    forward_lines = _block(out.forward, printer)
+    printed = [c.code.out for c in layers] + [c.code.derivative for c in layers] + [
+        line.code for line in grad_lines + forward_lines]
+    ctx.update({
+        "cuda_layers": layers,
+        "hidden": layers[:-1],
+        "last": layers[-1],
+        "shared_n": shared_used,
+        "loss_formula": program.loss_formula,
+        "out_forward": forward_lines,
+        "out_grad": grad_lines,
+        "out_names": [s.name for s in out.outs],
+        "loss": out.loss.name,
+        "delta_names": [s.name for s in out.deltas],
+        "net_names": [s.name for s in out.nets],
+        "net_loads": {"forward": used(out.forward, out.nets),
+                      "grad": used(out.grad_steps, out.nets)},
+        "target_loads": used(out.grad_steps, out.targets),
+        "loop_decay": (None if program.decay is None else
+                       (printer.doprint(program.decay), printer.doprint(program.decay_grad))),
+        "uses_erf": any("math.erf" in code for code in printed),
+    })
+    return ctx

@@ -178,6 +178,7 @@ def write(compiled: Compiled, out_dir: str | os.PathLike) -> Path:
 # The constants of a generated module's header that decide whether it can be reused, and
 # where the header ends (the first line that is not one of them).
 _HEADER_END = "PARAM_SHAPES = {"
+_HEADER_MAX_BYTES = 1 << 20  # the header is a few kB; never read a whole large file
 
 
 def expected_header(spec: Spec) -> dict[str, str]:
@@ -202,19 +203,20 @@ def recorded_header(path: str | os.PathLike) -> dict[str, str]:
     the file is missing or unreadable."""
     found: dict[str, str] = {}
     try:
-        with open(path, encoding="utf-8") as fh:
-            for number, line in enumerate(fh):
-                if line.startswith(_HEADER_END) or number > 200:
-                    break
-                name, sep, value = line.rstrip("\n").partition(" = ")
-                if not sep or not name.isidentifier() or not name.isupper():
-                    continue
-                try:
-                    found[name] = repr(ast.literal_eval(value))
-                except (ValueError, SyntaxError, MemoryError, RecursionError):
-                    found[name] = value
-    except (OSError, UnicodeDecodeError):
+        with open(path, "rb") as fh:
+            head = fh.read(_HEADER_MAX_BYTES).decode("utf-8", "replace")
+    except OSError:
         return {}
+    for line in head.splitlines():
+        if line.startswith(_HEADER_END):
+            break
+        name, sep, value = line.partition(" = ")
+        if not sep or not name.isidentifier() or not name.isupper() or len(value) > 200:
+            continue
+        try:
+            found[name] = repr(ast.literal_eval(value))
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            found[name] = value
     return found
 
 

@@ -32,6 +32,9 @@ from symnet.functions import ACTIVATIONS  # noqa: E402
 # step and sign have a zero derivative wherever they have one: finite differences across
 # their jump say nothing about the gradient, so the gradient check leaves them out.
 SMOOTH_ENOUGH = sorted(a for a in ACTIVATIONS if a not in ("softmax", "step", "sign"))
+# custom formulas (the whitelist parser's grammar) go through the same pipeline
+CUSTOM_FORMULAS = ["x/(1 + abs(x))", "x*sigmoid(x)", "softplus(x) - log(2)", "sin(x) + x/2",
+                   "tanh(x)**2 + 0.1*x", "max(x, 0.2*x)", "exp(-x**2/2)*x + erf(x)"]
 # (output activation, loss): the loss must suit the output's range
 OUTPUTS = [(a, loss) for a in ("linear", "tanh", "sigmoid", "softsign")
            for loss in ("sse", "mse")] + [
@@ -51,7 +54,8 @@ def valid_specs(draw, compile_modes=("scalar", "loop")):
     out_act, loss = draw(st.sampled_from(OUTPUTS))
     layers = []
     for _ in range(depth - 1):
-        act = draw(st.sampled_from(SMOOTH_ENOUGH))
+        act = draw(st.sampled_from(SMOOTH_ENOUGH)
+                   | st.sampled_from(CUSTOM_FORMULAS).map(lambda f: {"expr": f}))
         layers.append({"units": draw(st.integers(1, 4)), "activation": act,
                        "bias": draw(st.sampled_from(["per_unit", "shared", "none"]))})
     units = draw(st.integers(2, 4)) if out_act == "softmax" else draw(st.integers(1, 4))

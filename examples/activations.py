@@ -70,6 +70,12 @@ def run(build: Path, activations=ACTIVATIONS, depths=DEPTHS, epochs: int = 1500,
     return results
 
 
+def epochs_to(loss, level: float) -> str:
+    """The first epoch whose loss is below `level`, or "never"."""
+    below = np.flatnonzero(np.asarray(loss) < level)
+    return str(int(below[0])) if below.size else "never"
+
+
 def plot(results: dict, path: Path, activations=ACTIVATIONS, depths=DEPTHS) -> None:
     import matplotlib
 
@@ -112,10 +118,15 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results = run(args.build, epochs=args.epochs)
     print()
-    print("held-out test accuracy (30% of the samples):")
-    print(f"  {'activation':<11}" + "".join(f"{f'depth {d}':>10}" for d in DEPTHS))
+    print("held-out test accuracy (30% of the samples), and the first epoch at which the "
+          "training loss falls below 0.1:")
+    print(f"  {'activation':<11}" + "".join(f"{f'depth {d}':>22}" for d in DEPTHS))
     for act in ACTIVATIONS:
-        print(f"  {act:<11}" + "".join(f"{results[(act, d)]['test']:10.1%}" for d in DEPTHS))
+        cells = []
+        for d in DEPTHS:
+            r = results[(act, d)]
+            cells.append(f"{r['test']:10.1%} {epochs_to(r['trace']['loss'], 0.1):>11}")
+        print(f"  {act:<11}" + "".join(cells))
     plot(results, args.out / "activations.png")
     print(f"wrote {args.out / 'activations.png'}")
     return 0

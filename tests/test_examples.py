@@ -59,9 +59,10 @@ def test_activations_core(tmp_path):
 
 
 def test_depth_core(tmp_path):
-    rows = depth.run(tmp_path / "build", depths=(0, 1), epochs=3, width=3, n_per_class=8,
+    rows = depth.run(tmp_path / "build", depths=(0, 1), widths=(3, 2), epochs=3, n_per_class=8,
                      log=quiet)
-    assert [r["depth"] for r in rows] == [0, 1] and rows[1]["params"] == 2 * 3 + 3 + 3 * 3 + 3
+    assert [(r["width"], r["depth"]) for r in rows] == [(3, 0), (3, 1), (2, 0), (2, 1)]
+    assert rows[1]["params"] == 2 * 3 + 3 + 3 * 3 + 3 and rows[2]["params"] == 2 * 3 + 3
     depth.plot(rows, tmp_path / "d.png")
     assert (tmp_path / "d.png").read_bytes()[:8] == PNG
 

@@ -112,7 +112,7 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, len(results), figsize=(4.2 * len(results), 8.2))
+    fig, axes = plt.subplots(2, len(results), figsize=(4.2 * len(results), 8.2), squeeze=False)
     for col, (problem, res) in enumerate(results.items()):
         Xtr, ytr, Xte, yte = res["data"]
         X = np.vstack([Xtr, Xte])

@@ -29,7 +29,7 @@ except ImportError:  # a source checkout without `pip install .`
     sys.path.insert(0, str(HERE.parent))
     import symnet
 
-from datasets import moons, split  # noqa: E402
+from toy_data import moons, split  # noqa: E402
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu")
 DEPTHS = (10, 20)

@@ -3,7 +3,7 @@ and loss against the number of hidden layers, plotted.
 
     python examples/depth.py [--out docs/images] [--build examples/build]
 
-The three spiral arms (examples/datasets.py), networks of 0 to 8 hidden layers of 6 or of 16
+The three spiral arms (examples/toy_data.py), networks of 0 to 8 hidden layers of 6 or of 16
 relu units with a softmax output (0 hidden layers is softmax regression), he_normal
 initialisation, each trained the same way: full-batch Adam, learning rate 0.01, 1,000
 epochs. Writes depth.png (test accuracy, and training and test loss, against depth) and
@@ -27,7 +27,7 @@ except ImportError:  # a source checkout without `pip install .`
     sys.path.insert(0, str(HERE.parent))
     import symnet
 
-from datasets import spiral, split, targets  # noqa: E402
+from toy_data import spiral, split, targets  # noqa: E402
 
 DEPTHS = (0, 1, 2, 3, 4, 6, 8)
 WIDTHS = (6, 16)

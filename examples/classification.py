@@ -2,7 +2,7 @@
 
     python examples/classification.py [--out docs/images] [--build examples/build]
 
-Three problems (data made with NumPy, seeded; see examples/datasets.py): two moons, two
+Three problems (data made with NumPy, seeded; see examples/toy_data.py): two moons, two
 circles and three spiral arms. On each, symnet's zero-hidden-layer model (logistic
 regression, 2-1 sigmoid; softmax regression, 2-3 softmax) against the lecture's network
 (2-4-2-1 tanh/tanh/sigmoid for the two-class problems; 2-64-32-16-3 tanh with a softmax
@@ -29,7 +29,7 @@ except ImportError:  # a source checkout without `pip install .`
     sys.path.insert(0, str(HERE.parent))
     import symnet
 
-from datasets import circles, moons, spiral, split, targets  # noqa: E402
+from toy_data import circles, moons, spiral, split, targets  # noqa: E402
 
 # the lecture's figures (seed 002): linear model, network
 LECTURE = {"moons": (0.86, 1.00), "circles": (0.50, 1.00), "spiral": (0.50, 0.99)}
@@ -112,7 +112,7 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, len(results), figsize=(4.2 * len(results), 8.2))
+    fig, axes = plt.subplots(2, len(results), figsize=(4.2 * len(results), 8.2), squeeze=False)
     for col, (problem, res) in enumerate(results.items()):
         Xtr, ytr, Xte, yte = res["data"]
         X = np.vstack([Xtr, Xte])

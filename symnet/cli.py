@@ -249,8 +249,8 @@ def _add_teaching_commands(sub) -> None:
     t.add_argument("--epochs", type=int, default=100, help="epochs (default 100)")
     t.add_argument("--lr", type=float, help="learning rate (default: the spec's)")
     t.add_argument("--batch-size", type=int, help="minibatch size (default: full batch)")
-    t.add_argument("--seed", type=int, default=0, help="init and shuffling seed (default: "
-                   "the spec's init seed; shuffling 0)")
+    t.add_argument("--seed", type=int, help="seed of the initialisation and the minibatch "
+                   "shuffling (default: the spec's [init] seed, and 0 for the shuffling)")
     t.add_argument("--trace-out", metavar="FILE.npz", help="save the trace: loss, grad_norm "
                    "and each parameter per epoch")
     t.add_argument("--params-out", metavar="FILE.npz", help="save the trained parameters")
@@ -288,7 +288,7 @@ def _train(args) -> int:
         raise SymnetError(f"--batch-size: expected a positive integer, got {args.batch_size}")
     if args.lr is not None and not (np.isfinite(args.lr) and args.lr > 0):
         raise SymnetError(f"--lr: expected a positive number, got {args.lr}")
-    if not 0 <= args.seed < 2**32:
+    if args.seed is not None and not 0 <= args.seed < 2**32:
         raise SymnetError(f"--seed: expected an integer in [0, 2**32), got {args.seed}")
     for flag, path in (("--trace-out", args.trace_out), ("--params-out", args.params_out),
                        ("--plot", args.plot)):
@@ -297,9 +297,9 @@ def _train(args) -> int:
     if args.plot:
         require_matplotlib()
     module = compile_spec(spec, args.out_dir)
-    params = module.init_params(args.seed if args.seed else spec.init.seed)
+    params = module.init_params(spec.init.seed if args.seed is None else args.seed)
     trace = train(module, params, X, T, args.epochs, lr=args.lr, batch_size=args.batch_size,
-                  seed=args.seed, spec=spec, progress=not args.no_progress)
+                  seed=args.seed or 0, spec=spec, progress=not args.no_progress)
     final = module.loss(params, X, T)
     print(f"{spec.name}: {args.epochs} epochs on {X.shape[0]} samples; loss {trace['loss'][0]:.6g}"
           f" -> {final:.6g}")

@@ -383,7 +383,9 @@ def render_kernel(spec, program, q: _Quantities) -> str:
     from codegen.printer import NumbaPrinter
     from codegen.writer import render
 
-    printer = NumbaPrinter(spec.codegen.dtype)
+    # always float64: the values to show, whatever the module's dtype (a float32 module's
+    # own values are checked against them to float32's precision)
+    printer = NumbaPrinter("float64")
     lines = [Line(a.lhs.name, printer.doprint(a.rhs), a.comment)
              for a in program.forward + program.backward]
     quantities = [{"label": lab.text, "code": printer.doprint(expr)}
@@ -392,7 +394,7 @@ def render_kernel(spec, program, q: _Quantities) -> str:
                                                              for x in quantities)
     return render("cpu/explain.py.jinja", {
         "name": spec.name, "version": __version__, "spec_file": spec.source.rsplit("/", 1)[-1],
-        "sha256": spec.sha256, "dtype": spec.codegen.dtype, "uses_math": uses_math,
+        "sha256": spec.sha256, "dtype": "float64", "uses_math": uses_math,
         "params": [p.symbol.name for p in program.params],
         "inputs": [s.name for s in program.inputs],
         "targets": [s.name for s in program.targets],

@@ -15,8 +15,8 @@ sys.path.insert(0, str(EXAMPLES))
 import activations  # noqa: E402
 import backprop_trace  # noqa: E402
 import classification  # noqa: E402
-import datasets  # noqa: E402
 import depth  # noqa: E402
+import toy_data  # noqa: E402
 
 pytest.importorskip("matplotlib")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -27,16 +27,16 @@ def quiet(*args, **kwargs):
 
 
 def test_datasets_are_seeded_and_shaped():
-    for make in (datasets.moons, datasets.circles):
+    for make in (toy_data.moons, toy_data.circles):
         X, y = make(50, seed=3)
         assert X.shape == (50, 2) and set(y) == {0, 1}
         np.testing.assert_array_equal(X, make(50, seed=3)[0])
-    X, y = datasets.spiral(20, seed=0)
+    X, y = toy_data.spiral(20, seed=0)
     assert X.shape == (60, 2) and np.bincount(y).tolist() == [20, 20, 20]
-    Xtr, ytr, Xte, yte = datasets.split(X, y, 0.25)
+    Xtr, ytr, Xte, yte = toy_data.split(X, y, 0.25)
     assert len(yte) == 15 and len(ytr) == 45
     assert sorted(np.concatenate([ytr, yte]).tolist()) == sorted(y.tolist())
-    assert datasets.targets(np.array([2, 0]), 3).tolist() == [[0, 0, 1], [1, 0, 0]]
+    assert toy_data.targets(np.array([2, 0]), 3).tolist() == [[0, 0, 1], [1, 0, 0]]
 
 
 def test_classification_core(tmp_path):
@@ -59,9 +59,10 @@ def test_activations_core(tmp_path):
 
 
 def test_depth_core(tmp_path):
-    rows = depth.run(tmp_path / "build", depths=(0, 1), epochs=3, width=3, n_per_class=8,
+    rows = depth.run(tmp_path / "build", depths=(0, 1), widths=(3, 2), epochs=3, n_per_class=8,
                      log=quiet)
-    assert [r["depth"] for r in rows] == [0, 1] and rows[1]["params"] == 2 * 3 + 3 + 3 * 3 + 3
+    assert [(r["width"], r["depth"]) for r in rows] == [(3, 0), (3, 1), (2, 0), (2, 1)]
+    assert rows[1]["params"] == 2 * 3 + 3 + 3 * 3 + 3 and rows[2]["params"] == 2 * 3 + 3
     depth.plot(rows, tmp_path / "d.png")
     assert (tmp_path / "d.png").read_bytes()[:8] == PNG
 

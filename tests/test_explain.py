@@ -189,6 +189,15 @@ def test_cli_explain_and_its_errors(tmp_path):
                                  "inputs), got 3"
 
 
+def test_float32_module(tmp_path):
+    # the explain kernel computes in float64 (from the float32 parameters, 0.15 is not exactly
+    # 0.15); the float32 module's own values agree with it to float32's precision
+    e = explain(symnet.compiler.as_spec(MAZUR).replace_codegen(dtype="float32"), X, T,
+                out_dir=tmp_path)
+    assert e.values["dE/dw5"] == pytest.approx(0.082167041, abs=1e-8)
+    assert e.updated["w5"] == pytest.approx(0.35891648, abs=1e-6)
+
+
 def test_format_number():
     assert format_number(0.7413650700000001) == "0.74136507"
     assert format_number(0.35) == "0.35"

@@ -66,7 +66,7 @@ def targets(y, classes: int):
 
 
 def main(argv=None) -> int:
-    """python examples/datasets.py moons|circles|spiral FILE.npz: write X and T for
+    """python examples/toy_data.py moons|circles|spiral FILE.npz: write X and T for
     `symnet train` (T one column of 0/1 for two classes, one-hot for three)."""
     import argparse
 

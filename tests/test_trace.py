@@ -88,3 +88,19 @@ def test_minibatch_trace_against_train_step(tmp_path, mode):
     for name in q:
         np.testing.assert_allclose(p[name], q[name], rtol=1e-12)
     np.testing.assert_allclose(state["W1.v"], qstate["W1.v"], rtol=1e-12)
+
+
+def test_trace_stops_on_a_non_finite_loss_like_fit(mazur):
+    """trace=True stops where fit stops: at the first non-finite loss, with the same error."""
+    X = np.array([[0.05, 0.10], [np.nan, 0.2], [0.3, 0.4]])
+    T = np.array([[0.01, 0.99], [0.5, 0.5], [0.2, 0.8]])
+    for kwargs, where in (({}, "at step 0"), ({"batch_size": 1}, "at epoch 0, minibatch")):
+        p = mazur.init_params()
+        with pytest.raises(FloatingPointError, match=f"fit: the loss is nan {where}") as info:
+            mazur.fit(p, X, T, 4, trace=True, **kwargs)
+        q = mazur.init_params()
+        with pytest.raises(FloatingPointError) as plain:
+            mazur.fit(q, X, T, 4, **kwargs)
+        assert (info.value.epoch, info.value.step) == (plain.value.epoch, plain.value.step)
+        for name in p:
+            np.testing.assert_array_equal(p[name], q[name])

@@ -21,7 +21,8 @@ it. The exit status is 1 when a prediction is off by more than 10% or when a str
 gradient differs from the reference by more than 1e-12 (relative to the largest).
 
     python benchmarks/bench_checkpoint.py [--depth 64] [--width 256] [--batch 128]
-        [--repeats 3] [--modules] [--strategies store,checkpoint:sqrt,...]
+        [--repeats 3] [--modules] [--store-kernel] [--out DIR]
+        [--strategies checkpoint:1,checkpoint:sqrt,...]
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ def main(argv=None) -> int:
                     help="compile one module per strategy (slower)")
     ap.add_argument("--strategies", default=",".join(STRATEGIES),
                     help="comma-separated; the first is the reference for gradients and time")
+    ap.add_argument("--out", help="where to write (and cache) the modules; a fresh temporary "
+                    "directory by default")
     ap.add_argument("--store-kernel", action="store_true",
                     help="also time the loop form's own (not checkpointed) kernel")
     args = ap.parse_args(argv)
@@ -102,7 +105,7 @@ def main(argv=None) -> int:
     n = args.batch
     X = rng.standard_normal((n, args.width))
     T = rng.standard_normal((n, args.width))
-    out = Path(tempfile.mkdtemp(prefix="symnet-bench-ckpt-"))
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="symnet-bench-ckpt-"))
     print(f"# {cpu_name()}, {time.strftime('%Y-%m-%d %H:%M %Z')}, "
           f"numpy {np.__version__}; {args.depth} tanh layers of width {args.width}, "
           f"batch {n}, float64")

@@ -9,7 +9,9 @@ This script measures:
   gradient arrays preallocated outside it. Numba's runtime allocates through Python's raw
   allocator, which tracemalloc traces, so the kernel's arena is what it sees. The per-sample
   figure is that peak divided by the batch.
-- time: the median of --repeats calls of the same kernel.
+- time: the median of --repeats calls of the same kernel, against two predictions of the
+  relative time: the FLOP ratio and the ratio of steps (layer evaluations plus backward
+  steps). Run it with OPENBLAS_NUM_THREADS=1 for stable times on a shared machine.
 
 Every strategy runs the same generated kernel (`_backprop`, compiled once for this
 network) on its own table of actions; `--modules` compiles one module per strategy instead,
@@ -21,7 +23,8 @@ it. The exit status is 1 when a prediction is off by more than 10% or when a str
 gradient differs from the reference by more than 1e-12 (relative to the largest).
 
     python benchmarks/bench_checkpoint.py [--depth 64] [--width 256] [--batch 128]
-        [--repeats 3] [--modules] [--strategies store,checkpoint:sqrt,...]
+        [--repeats 3] [--modules] [--store-kernel] [--out DIR]
+        [--strategies checkpoint:1,checkpoint:sqrt,...]
 """
 
 from __future__ import annotations
@@ -94,6 +97,8 @@ def main(argv=None) -> int:
                     help="compile one module per strategy (slower)")
     ap.add_argument("--strategies", default=",".join(STRATEGIES),
                     help="comma-separated; the first is the reference for gradients and time")
+    ap.add_argument("--out", help="where to write (and cache) the modules; a fresh temporary "
+                    "directory by default")
     ap.add_argument("--store-kernel", action="store_true",
                     help="also time the loop form's own (not checkpointed) kernel")
     args = ap.parse_args(argv)
@@ -102,7 +107,7 @@ def main(argv=None) -> int:
     n = args.batch
     X = rng.standard_normal((n, args.width))
     T = rng.standard_normal((n, args.width))
-    out = Path(tempfile.mkdtemp(prefix="symnet-bench-ckpt-"))
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="symnet-bench-ckpt-"))
     print(f"# {cpu_name()}, {time.strftime('%Y-%m-%d %H:%M %Z')}, "
           f"numpy {np.__version__}; {args.depth} tanh layers of width {args.width}, "
           f"batch {n}, float64")
@@ -117,10 +122,11 @@ def main(argv=None) -> int:
     p0 = make_plan(spec0, program)
     shared._grad(*arrays, *shared._grad_arrays(), Xk, Tk)
     print(f"# checkpointed kernel compiled in {time.perf_counter() - t0:.1f} s")
-    base_flops = make_plan(spec0.replace_codegen(strategy="store"), program).flops()
+    store_plan = make_plan(spec0.replace_codegen(strategy="store"), program)
+    base_flops, base_steps = store_plan.flops(), store_plan.steps
     print(f"{'strategy':<16} {'schedule':<13} {'evals':>5} {'pred B/sample':>13} "
           f"{'meas B/sample':>13} {'err':>6} {'pred GFLOP':>10} {'time s':>7} "
-          f"{'rel time':>8} {'rel FLOP':>8} {'grad err':>8}")
+          f"{'rel time':>8} {'rel FLOP':>8} {'rel step':>8} {'grad err':>8}")
     failed = False
     ref = scale = base_time = None
     for text in strategies:
@@ -148,7 +154,8 @@ def main(argv=None) -> int:
         failed |= abs(err) > 0.10 or gerr > 1e-12
         print(f"{text:<16} {p.resolved:<13} {p.forward_steps:>5} {predicted:>13} "
               f"{peak / n:>13.0f} {err:>+6.1%} {p.flops() * n / 1e9:>10.2f} {secs:>7.3f} "
-              f"{secs / base_time:>8.2f} {p.flops() / base_flops:>8.2f} {gerr:>8.1e}",
+              f"{secs / base_time:>8.2f} {p.flops() / base_flops:>8.2f} "
+              f"{p.steps / base_steps:>8.2f} {gerr:>8.1e}",
               flush=True)
     if args.store_kernel:
         # the loop form's own kernel (not checkpointed): Numba's SSA pass recurses once per
@@ -166,7 +173,7 @@ def main(argv=None) -> int:
             gerr = max(float(np.abs(a - b).max()) for a, b in zip(g, ref)) / scale
             print(f"{'store (loop)':<16} {'-':<13} {args.depth - 1:>5} {'-':>13} "
                   f"{peak / n:>13.0f} {'-':>6} {'-':>10} {secs:>7.3f} "
-                  f"{secs / base_time:>8.2f} {'-':>8} {gerr:>8.1e}  "
+                  f"{secs / base_time:>8.2f} {'-':>8} {'-':>8} {gerr:>8.1e}  "
                   f"(compiled in {time.perf_counter() - t0:.0f} s)")
     return 1 if failed else 0
 

@@ -169,6 +169,6 @@ def context(spec: Spec, program: LoopProgram, p: Plan) -> dict:
         "ck_plan": p,
         "ck_rows": rows,
         "ck_summary": summary,
-        "ck_buffers": [*p.buffers, *p.deltas],
+        "ck_buffers": sorted([*p.buffers, *p.deltas], key=lambda b: b.offset),
         "ck_layers": ck_layers,
     }

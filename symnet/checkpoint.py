@@ -253,6 +253,13 @@ class Plan:
                     total += 2 * mac  # delta_{i-1} = delta_i @ W_i
         return total
 
+    @property
+    def steps(self) -> int:
+        """Layer evaluations plus backward steps: a cost model in which evaluating a layer
+        costs as much as its backward step (its activation's elementwise work weighs like a
+        matrix product, see docs/checkpointing.md)."""
+        return len(self.actions)
+
     def describe(self) -> list[str]:
         """One line per action (the comments of the generated table)."""
         out = []
@@ -453,7 +460,7 @@ def tradeoff(widths, with_net=None, itemsize: int = 8,
     plans, seen = [], set()
     for text in texts:
         p = plan(text, widths, with_net, itemsize)
-        key = tuple(p.actions)
+        key = (p.forward_steps, p.stored_bytes, p.peak_bytes)
         if key not in seen:
             seen.add(key)
             plans.append(p)
@@ -473,12 +480,13 @@ def table(plans: list[Plan]) -> list[str]:
     base = next((p for p in plans if p.strategy.kind == "store"), plans[0])
     head = (f"{'strategy':<18} {'schedule':<14} {'slots':>5} {'layer evals':>11} "
             f"{'recomputed':>10} {'stored B/sample':>15} {'peak B/sample':>13} "
-            f"{'FLOPs/sample':>13} {'rel. time':>9}")
+            f"{'FLOPs/sample':>13} {'rel. FLOPs':>10} {'rel. steps':>10}")
     lines = [head]
     for p in plans:
         lines.append(f"{p.strategy.text:<18} {p.resolved:<14} {p.slots:>5} "
                      f"{p.forward_steps:>11} {p.recomputations:>10} {p.stored_bytes:>15} "
-                     f"{p.peak_bytes:>13} {p.flops():>13} {p.flops() / base.flops():>9.2f}")
+                     f"{p.peak_bytes:>13} {p.flops():>13} {p.flops() / base.flops():>10.2f} "
+                     f"{p.steps / base.steps:>10.2f}")
     return lines
 
 

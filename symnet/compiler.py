@@ -33,6 +33,13 @@ AUTO_SCALAR_MAX_PARAMS = 64
 # parameters on a 2-core machine (benchmarks/compile_time.py, see docs/benchmarks.md).
 MAX_SCALAR_PARAMS = 300
 
+# The loop form's `store` gradient is straight-line code, one block per layer. Deeper than
+# this, Numba's SSA pass recurses too deep (a RecursionError at 64 layers) and the compile
+# time explodes, so deeper networks run the store schedule through the table-driven kernel
+# of the checkpoint schedules (templates/cpu/checkpoint_kernels.jinja), which has one branch
+# per kind of layer instead of one block per layer.
+LOOP_UNROLL_MAX_LAYERS = 24
+
 
 @dataclass(frozen=True)
 class Compiled:
@@ -135,7 +142,8 @@ def build(spec, strategy: str | None = None, dtype: str | None = None,
                 spec, loop_program, version=__version__, spec_file=spec_file,
                 config=cuda_config), "loop", "cuda")
         ctx = loop_context(spec, loop_program, version=__version__, spec_file=spec_file)
-        if spec.codegen.strategy != "store":  # recompute, checkpoint:K or budget:N
+        if spec.codegen.strategy != "store" or len(loop_program.layers) > LOOP_UNROLL_MAX_LAYERS:
+            # recompute, checkpoint:K or budget:N; or a store schedule too deep to unroll
             ctx.update(checkpoint_context(spec, loop_program))
         return Compiled(spec, loop_program, None, render("cpu/module.py.jinja", ctx), "loop")
     check_size(spec)

@@ -15,7 +15,6 @@ takes seconds per network.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ except ImportError:  # a source checkout without `pip install .`
     sys.path.insert(0, str(HERE.parent))
     import symnet
 
-from toy_data import moons, split  # noqa: E402
+from toy_data import example_parser, moons, save_figure, split  # noqa: E402
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu")
 DEPTHS = (10, 20)
@@ -103,17 +102,11 @@ def plot(results: dict, path: Path, activations=ACTIVATIONS, depths=DEPTHS) -> N
                  title=f"training loss, {deepest} hidden layers")
     ax[1, 0].legend(fontsize=8)
     ax[1, 1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=HERE.parent / "docs" / "images",
-                   help="where activations.png goes (default docs/images)")
-    p.add_argument("--build", type=Path, default=HERE / "build",
-                   help="where the compiled modules go (default examples/build)")
+    p = example_parser(__doc__, "activations.png")
     p.add_argument("--epochs", type=int, default=1500)
     p.add_argument("--depths", type=int, nargs="+", default=list(DEPTHS),
                    help="numbers of hidden layers (default 10 20; one compile each)")

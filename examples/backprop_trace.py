@@ -11,7 +11,6 @@ their targets, and each layer's gradient norm, step by step. Seconds, once compi
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -23,6 +22,8 @@ try:
 except ImportError:  # a source checkout without `pip install .`
     sys.path.insert(0, str(HERE.parent))
     import symnet
+
+from toy_data import example_parser, save_figure  # noqa: E402
 
 SPEC = HERE / "mazur.toml"
 X = np.array([[0.05, 0.10]])
@@ -87,17 +88,11 @@ def plot(trace, outputs, path: Path) -> None:
     ax[1, 1].set(xlabel="step", ylabel="gradient norm", title="gradient norm per layer")
     ax[1, 1].legend(fontsize=8)
     fig.suptitle("the lecture's 2-2-2 example, 10,000 SGD steps (learning rate 0.5)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=HERE.parent / "docs" / "images",
-                   help="where backprop_trace.png goes (default docs/images)")
-    p.add_argument("--build", type=Path, default=HERE / "build",
-                   help="where the compiled module goes (default examples/build)")
+    p = example_parser(__doc__, "backprop_trace.png")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     net, params, trace, outputs = run(args.build)

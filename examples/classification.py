@@ -13,7 +13,6 @@ Takes about a minute on two cores (most of it Numba compiling the six modules on
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ except ImportError:  # a source checkout without `pip install .`
     sys.path.insert(0, str(HERE.parent))
     import symnet
 
-from toy_data import circles, moons, spiral, split, targets  # noqa: E402
+from toy_data import circles, example_parser, moons, save_figure, spiral, split, targets  # noqa: E402
 
 # the lecture's figures (seed 002): linear model, network
 LECTURE = {"moons": (0.86, 1.00), "circles": (0.50, 1.00), "spiral": (0.50, 0.99)}
@@ -131,17 +130,11 @@ def plot(results: dict, path: Path) -> None:
             ax.set_xticks([])
             ax.set_yticks([])
     fig.suptitle("decision regions (dots: training samples, crosses: held-out test samples)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=HERE.parent / "docs" / "images",
-                   help="where classification.png goes (default docs/images)")
-    p.add_argument("--build", type=Path, default=HERE / "build",
-                   help="where the compiled modules go (default examples/build)")
+    p = example_parser(__doc__, "classification.png")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     print("held-out test accuracy (30% of the samples), symnet against the lecture:")

@@ -12,7 +12,6 @@ prints the table. A few minutes on two cores, most of it Numba compiling the 13 
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ except ImportError:  # a source checkout without `pip install .`
     sys.path.insert(0, str(HERE.parent))
     import symnet
 
-from toy_data import spiral, split, targets  # noqa: E402
+from toy_data import example_parser, save_figure, spiral, split, targets  # noqa: E402
 
 DEPTHS = (0, 1, 2, 3, 4, 6, 8)
 WIDTHS = (6, 16)
@@ -98,17 +97,11 @@ def plot(rows: list[dict], path: Path) -> None:
               title="loss against depth")
     ax[0].legend(fontsize=8)
     ax[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=HERE.parent / "docs" / "images",
-                   help="where depth.png goes (default docs/images)")
-    p.add_argument("--build", type=Path, default=HERE / "build",
-                   help="where the compiled modules go (default examples/build)")
+    p = example_parser(__doc__, "depth.png")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = run(args.build)

@@ -5,12 +5,37 @@
 - `spiral`: three interleaved spiral arms, one class each (the usual three-class toy problem
   on which a linear softmax classifier gets about half right).
 
-Each returns X (samples, 2) and integer labels y (samples,).
+Each returns X (samples, 2) and integer labels y (samples,). Also the examples' shared
+command line (`example_parser`: --out and --build) and `save_figure`.
 """
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
 import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def example_parser(doc: str, image: str) -> argparse.ArgumentParser:
+    """An example's command line: --out (where `image` goes) and --build (its modules)."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--out", type=Path, default=HERE.parent / "docs" / "images",
+                   help=f"where {image} goes (default docs/images)")
+    p.add_argument("--build", type=Path, default=HERE / "build",
+                   help="where the compiled modules go (default examples/build)")
+    return p
+
+
+def save_figure(fig, path) -> None:
+    """Lay out, write as PNG and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def moons(n: int = 400, noise: float = 0.1, seed: int = 0):

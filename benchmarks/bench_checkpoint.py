@@ -30,7 +30,6 @@ gradient differs from the reference by more than 1e-12 (relative to the largest)
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import tempfile
@@ -42,6 +41,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench_peers import cpu_model  # noqa: E402
 
 import symnet  # noqa: E402
 from codegen.checkpoint import make_plan, plan_table  # noqa: E402
@@ -60,16 +61,6 @@ def deep_spec(depth: int, width: int, strategy: str = "store") -> dict:
         "loss": {"kind": "mse"},
         "codegen": {"mode": "loop", "strategy": strategy},
     }
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def measure(call, repeats: int) -> tuple[int, float]:
@@ -108,7 +99,7 @@ def main(argv=None) -> int:
     X = rng.standard_normal((n, args.width))
     T = rng.standard_normal((n, args.width))
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="symnet-bench-ckpt-"))
-    print(f"# {cpu_name()}, {time.strftime('%Y-%m-%d %H:%M %Z')}, "
+    print(f"# {cpu_model()}, {time.strftime('%Y-%m-%d %H:%M %Z')}, "
           f"numpy {np.__version__}; {args.depth} tanh layers of width {args.width}, "
           f"batch {n}, float64")
 

@@ -9,8 +9,8 @@ same way (full-batch SGD with momentum 0.9, learning rate 0.01) on the two moons
 compiled fit(..., trace=True) records, every epoch, the norm of each layer's weight
 gradient; its first row is the gradient at initialisation. Writes activations.png and prints
 the held-out accuracy of each network. The first run is mostly Numba compiling the ten
-modules (3.3 minutes on a quiet two-core machine, 12 on a busy one; `--depths 10` compiles five); a second run
-takes seconds per network.
+modules (3.3 minutes on a quiet two-core machine, 12 on a busy one; `--depths 10` compiles
+five); a second run takes seconds per network.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from symnet.loop import OUT, LoopProgram, Z
 from symnet.spec import Spec
 
 from .cpu import Line
+from .loop import use_gemm
 from .printer import NumbaPrinter
 
 
@@ -152,6 +153,11 @@ def context(spec: Spec, program: LoopProgram, p: Plan) -> dict:
         "bias": [0] + [{"none": 0, "per_unit": 1, "shared": 2}[L.bias] for L in layers],
         "delta": [-1] + [delta_at[L.number] for L in layers],
         "needs_placeholder": any(L.bias == "none" for L in layers),
+        # 1 where the layer's forward product, or its backward ones, run through _gemm
+        "gemm_forward": [0] + [int(use_gemm(L.units, L.units_in, L.units, spec.codegen.dtype))
+                               for L in layers],
+        "gemm_backward": [0] + [int(use_gemm(L.units, L.units_in, L.units_in,
+                                             spec.codegen.dtype)) for L in layers],
     }
     return {
         "checkpointed": True,

@@ -123,6 +123,8 @@ def base_context(spec: Spec, *, version: str, spec_file: str, mode: str) -> dict
         "spec": spec,
         "name": spec.name,
         "mode": mode,
+        "uses_gemm": False,  # the loop form's vector kernel (codegen/loop.py)
+        "gemm_max": 0,
         "fastmath32": FASTMATH32,
         # the scalar form loops over samples innermost: X is passed features-by-samples
         "samples_axis": 1 if mode == "scalar" else 0,

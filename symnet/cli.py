@@ -98,7 +98,18 @@ def _compile(args) -> int:
           + "-".join(str(layer.units) for layer in spec.network.layers)
           + f", {spec.n_params()} parameters ({shapes})")
     if sched is None:
-        how = "np.dot per layer" if compiled.target == "cpu" else "per-thread layer loops"
+        if compiled.target == "cpu":
+            from codegen.loop import use_gemm
+
+            dtype = spec.codegen.dtype
+            # per layer: the forward product, dE/dW, and delta<l-1> (not for layer 1)
+            products = [use_gemm(L.units, L.units_in, cols, dtype)
+                        for L in compiled.program.layers
+                        for cols in (L.units, L.units_in, L.units_in)[:3 if L.number > 1 else 2]]
+            how = (f"matrix products: {sum(products)} by _gemm, "
+                   f"{len(products) - sum(products)} by np.dot")
+        else:
+            how = "per-thread layer loops"
         print(f"  form        loop ({how}), dtype {spec.codegen.dtype}")
         if spec.codegen.strategy != "store":
             from codegen.checkpoint import make_plan

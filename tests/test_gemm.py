@@ -1,0 +1,137 @@
+"""The loop form's vector matrix product (_gemm, templates/cpu/gemm.jinja) against NumPy, and
+which products the generator sends to it rather than to np.dot."""
+
+import numpy as np
+import pytest
+from _reference import finite_difference_grad
+from _reference import loss as ref_loss
+
+import symnet
+from codegen.loop import GEMM_MAX, use_gemm
+
+# (n, k, m): tiles of 8 rows by 2 vectors, with every kind of remainder: fewer rows than a
+# tile, a partial last vector, a product narrower than one vector, k = 1, and an empty batch
+SHAPES = [(256, 32, 32), (8, 16, 32), (7, 5, 3), (1, 256, 32), (33, 17, 40), (9, 1, 70),
+          (250, 30, 31), (3, 64, 1), (0, 4, 16)]
+
+
+def _narrow(dtype, **extra):
+    return {
+        "name": f"narrow_{dtype}",
+        "network": {"inputs": 20, "layers": [
+            {"units": 32, "activation": "tanh"},
+            {"units": 24, "activation": "relu"},
+            {"units": 16, "activation": "linear"}]},
+        "loss": {"kind": "mse", "reduction": "mean"},
+        "codegen": {"dtype": dtype, "mode": "loop"},
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module", params=["float32", "float64"])
+def module(request, tmp_path_factory):
+    return symnet.compile(_narrow(request.param), tmp_path_factory.mktemp(request.param))
+
+
+def _close(got, want, dtype):
+    rtol, atol = (2e-5, 2e-5) if dtype == np.float32 else (1e-13, 1e-13)
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("n,k,m", SHAPES)
+def test_gemm_matches_numpy(module, n, k, m):
+    dt = module.DTYPE
+    rng = np.random.default_rng(n * 1000 + k * 10 + m)
+    A = rng.normal(size=(n, k)).astype(dt)
+    B = rng.normal(size=(k, m)).astype(dt)
+    want = A.astype(np.float64) @ B.astype(np.float64)
+    C = np.full((n, m), np.nan, dtype=dt)  # every element must be written
+    module._gemm(A, B, C)
+    _close(C, want, dt)
+    # A transposed (the weight gradient's delta.T): strided rows and columns
+    AT = np.ascontiguousarray(A.T).T
+    C[:] = np.nan
+    module._gemm(AT, B, C)
+    _close(C, want, dt)
+    # with a bias added to every row
+    b = rng.normal(size=m).astype(dt)
+    C[:] = np.nan
+    module._gemm_bias(A, B, b, C)
+    _close(C, want + b, dt)
+
+
+def test_gemm_strided_operands_take_the_loop_path(module):
+    dt = module.DTYPE
+    rng = np.random.default_rng(3)
+    A = rng.normal(size=(10, 6)).astype(dt)
+    big = rng.normal(size=(6, 14)).astype(dt)
+    B = big[:, ::2]  # column stride of two elements: no vector loads
+    C = np.empty((10, 7), dtype=dt)
+    module._gemm(A, B, C)
+    _close(C, A.astype(np.float64) @ B, dt)
+    out = np.zeros((10, 14), dtype=dt)
+    module._gemm(A, B, out[:, ::2])
+    _close(out[:, ::2], A.astype(np.float64) @ B, dt)
+    assert not out[:, 1::2].any()  # nothing written between the strided columns
+
+
+def test_gemm_leaves_the_operands_alone(module):
+    dt = module.DTYPE
+    rng = np.random.default_rng(4)
+    A, B = rng.normal(size=(20, 12)).astype(dt), rng.normal(size=(12, 40)).astype(dt)
+    A0, B0 = A.copy(), B.copy()
+    base = np.zeros((21, 40), dtype=dt)
+    module._gemm(A, B, base[:20])  # a row past the end that must stay zero
+    assert np.array_equal(A, A0) and np.array_equal(B, B0)
+    assert not base[20].any()
+    _close(base[:20], A.astype(np.float64) @ B, dt)
+
+
+def test_which_products_use_the_vector_kernel():
+    # float32: a 512-bit vector holds 16 values, float64 8
+    assert use_gemm(32, 32, 32, "float32")
+    assert not use_gemm(1, 32, 1, "float32")  # a product one column wide: np.dot
+    assert use_gemm(1, 32, 32, "float32")  # the same layer's backward products
+    assert not use_gemm(10, 32, 10, "float32") and use_gemm(10, 32, 10, "float64")
+    assert use_gemm(GEMM_MAX, GEMM_MAX, GEMM_MAX, "float32")
+    assert not use_gemm(GEMM_MAX + 1, 16, 16, "float32")  # wide layers keep BLAS
+
+
+def test_wide_and_narrow_layers_in_one_network(tmp_path):
+    """A layer wider than GEMM_MAX keeps np.dot; the narrow ones around it use _gemm. The
+    gradient of the mix matches finite differences of the NumPy reference."""
+    spec = {
+        "name": "mixed",
+        "network": {"inputs": 12, "layers": [
+            {"units": GEMM_MAX + 8, "activation": "tanh"},
+            {"units": 16, "activation": "sigmoid", "bias": "shared"},
+            {"units": 9, "activation": "tanh", "bias": "none"},
+            {"units": 2, "activation": "linear"}]},
+        "loss": {"kind": "mse", "reduction": "sum"},
+        "codegen": {"mode": "loop"},
+    }
+    m = symnet.compile(spec, tmp_path)
+    src = open(m.__file__).read()
+    assert "net1 = np.dot(X, W1.T)" in src  # 136 x 12: wide
+    assert "net2 = np.dot(out1, W2.T)" in src  # 16 x 136: wide too
+    assert "_gemm(out2, np.ascontiguousarray(W3.T), net3)" in src  # 9 x 16, float64: 9 >= 8
+    assert "_gemm(delta4, W4, delta3)" in src
+    rng = np.random.default_rng(11)
+    params = m.init_params()
+    X, T = rng.normal(size=(13, 12)), rng.normal(size=(13, 2))
+    E, g = m.grad(params, X, T)
+    assert E == pytest.approx(ref_loss(spec, params, X, T), rel=1e-12)
+    fd = finite_difference_grad(spec, params, X, T)
+    for name in params:
+        np.testing.assert_allclose(g[name], fd[name], rtol=1e-5, atol=1e-8)
+
+
+def test_narrow_network_trains_like_its_steps(module):
+    """fit (the compiled loop) and repeated train_step agree, and the loss goes down."""
+    rng = np.random.default_rng(9)
+    X, T = rng.normal(size=(37, 20)), rng.normal(size=(37, 16))
+    a, b = module.init_params(), module.init_params()
+    losses = module.fit(a, X, T, 5, lr=0.05)
+    stepped = [module.train_step(b, X, T, lr=0.05) for _ in range(5)]
+    np.testing.assert_allclose(losses, stepped, rtol=1e-5 if module.DTYPE == np.float32 else 1e-12)
+    assert losses[-1] < losses[0]

@@ -145,7 +145,8 @@ def kernel_facts(module):
             # and _grad_rows)
             "products": {"_gemm": sum(ln.strip().startswith(("_gemm(", "_gemm_bias("))
                                       for ln in lines),
-                         "np.dot": sum("np.dot(" in ln.split("#")[0] for ln in lines)},
+                         "np.dot": sum(ln.strip().startswith("np.dot(") or "= np.dot(" in ln
+                                       for ln in lines)},
             "libm_calls": [f[:-1] for f in libm],
             "float32_helpers": sorted({w.split("(")[0] for w in src.split()
                                        if w.startswith(("_tanh32(", "_exp32(", "_log32(",

@@ -17,7 +17,7 @@ from symnet.spec import Spec
 from .cpu import _X, Line, base_context
 from .printer import NumbaPrinter
 
-GEMM_MAX = 128  # no side of W<l> over this: the layer's products may use _gemm
+GEMM_MAX = 64  # no side of W<l> over this: the layer's products may use _gemm
 GEMM_MIN_BYTES = 64  # and a product's result rows at least this wide (else np.dot)
 
 

@@ -112,8 +112,8 @@ def test_wide_and_narrow_layers_in_one_network(tmp_path):
     }
     m = symnet.compile(spec, tmp_path)
     src = open(m.__file__).read()
-    assert "net1 = np.dot(X, W1.T)" in src  # 136 x 12: wide
-    assert "net2 = np.dot(out1, W2.T)" in src  # 16 x 136: wide too
+    assert "net1 = np.dot(X, W1.T)" in src  # (GEMM_MAX + 8) x 12: wide
+    assert "net2 = np.dot(out1, W2.T)" in src  # 16 x (GEMM_MAX + 8): wide too
     assert "_gemm(out2, np.ascontiguousarray(W3.T), net3)" in src  # 9 x 16, float64: 9 >= 8
     assert "_gemm(delta4, W4, delta3)" in src
     rng = np.random.default_rng(11)

@@ -87,6 +87,19 @@ def test_gemm_leaves_the_operands_alone(module):
     _close(base[:20], A.astype(np.float64) @ B, dt)
 
 
+def _check_gradient(m, spec, rng, batch):
+    """The module's loss equals the NumPy reference's, and its gradient the reference's finite
+    differences."""
+    params = m.init_params()
+    X = rng.normal(size=(batch, m.N_INPUTS))
+    T = rng.normal(size=(batch, m.N_OUTPUTS))
+    E, g = m.grad(params, X, T)
+    assert E == pytest.approx(ref_loss(spec, params, X, T), rel=1e-12)
+    fd = finite_difference_grad(spec, params, X, T)
+    for name in params:
+        np.testing.assert_allclose(g[name], fd[name], rtol=1e-5, atol=1e-8)
+
+
 def test_which_products_use_the_vector_kernel():
     # float32: a 512-bit vector holds 16 values, float64 8
     assert use_gemm(32, 32, 32, "float32")
@@ -116,14 +129,7 @@ def test_wide_and_narrow_layers_in_one_network(tmp_path):
     assert "net2 = np.dot(out1, W2.T)" in src  # 16 x (GEMM_MAX + 8): wide too
     assert "_gemm(out2, np.ascontiguousarray(W3.T), net3)" in src  # 9 x 16, float64: 9 >= 8
     assert "_gemm(delta4, W4, delta3)" in src
-    rng = np.random.default_rng(11)
-    params = m.init_params()
-    X, T = rng.normal(size=(13, 12)), rng.normal(size=(13, 2))
-    E, g = m.grad(params, X, T)
-    assert E == pytest.approx(ref_loss(spec, params, X, T), rel=1e-12)
-    fd = finite_difference_grad(spec, params, X, T)
-    for name in params:
-        np.testing.assert_allclose(g[name], fd[name], rtol=1e-5, atol=1e-8)
+    _check_gradient(m, spec, np.random.default_rng(11), batch=13)
 
 
 def test_narrow_network_trains_like_its_steps(module):
@@ -154,11 +160,4 @@ def test_checkpoint_kernel_uses_gemm_for_narrow_layers(tmp_path):
     m = symnet.compile(spec, tmp_path, strategy="budget:1")
     assert m._GEMM_FORWARD.tolist() == [0, 1, 1, 1, 0]  # the 3-wide output: np.dot
     assert m._GEMM_BACKWARD.tolist() == [0, 1, 1, 1, 1]
-    rng = np.random.default_rng(12)
-    params = m.init_params()
-    X, T = rng.normal(size=(11, 10)), rng.normal(size=(11, 3))
-    E, g = m.grad(params, X, T)
-    assert E == pytest.approx(ref_loss(spec, params, X, T), rel=1e-12)
-    fd = finite_difference_grad(spec, params, X, T)
-    for name in params:
-        np.testing.assert_allclose(g[name], fd[name], rtol=1e-5, atol=1e-8)
+    _check_gradient(m, spec, np.random.default_rng(12), batch=11)

@@ -161,3 +161,21 @@ def test_checkpoint_kernel_uses_gemm_for_narrow_layers(tmp_path):
     assert m._GEMM_FORWARD.tolist() == [0, 1, 1, 1, 0]  # the 3-wide output: np.dot
     assert m._GEMM_BACKWARD.tolist() == [0, 1, 1, 1, 1]
     _check_gradient(m, spec, np.random.default_rng(12), batch=11)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gemm_with_256_bit_vectors(dtype, tmp_path):
+    """CPUs without AVX-512 get 256-bit vectors (_VECTOR_BYTES = 32): the same kernel with
+    half the lanes, forced here on a fresh module before its first call compiles _gemm."""
+    m = symnet.compile(_narrow(dtype), tmp_path)
+    m._VECTOR_BYTES = 32
+    for n, k, cols in SHAPES:
+        rng = np.random.default_rng(n + k + cols)
+        A = rng.normal(size=(n, k)).astype(m.DTYPE)
+        B = rng.normal(size=(k, cols)).astype(m.DTYPE)
+        b = rng.normal(size=cols).astype(m.DTYPE)
+        C = np.full((n, cols), np.nan, dtype=m.DTYPE)
+        m._gemm_bias(A, B, b, C)
+        _close(C, A.astype(np.float64) @ B + b, m.DTYPE)
+    E, g = m.grad(m.init_params(), rng.normal(size=(5, 20)), rng.normal(size=(5, 16)))
+    assert np.isfinite(E) and all(np.isfinite(v).all() for v in g.values())

@@ -9,14 +9,17 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import sympy as sp
-
-from symnet.schedule import Schedule
 from symnet.spec import Spec
 
-from .printer import NumbaPrinter
+from .literals import literal
 from .writer import generator_sha256
+
+if TYPE_CHECKING:  # the scalar form's stages need sympy: imported where they run
+    from symnet.schedule import Schedule
+
+    from .printer import NumbaPrinter
 
 # error_model="numpy": a float division by zero gives inf/nan instead of raising, which drops
 # the per-division check that keeps LLVM from vectorizing the sample loops. float32 kernels
@@ -112,7 +115,6 @@ def kernel_lines(steps, schedule: Schedule, printer: NumbaPrinter) -> list[Line]
 
 def base_context(spec: Spec, *, version: str, spec_file: str, mode: str) -> dict:
     """What every form of the module needs: header, constants, arguments, API."""
-    printer = NumbaPrinter(spec.codegen.dtype)
     args = array_args(spec)
     return {
         "version": version,
@@ -143,14 +145,14 @@ def base_context(spec: Spec, *, version: str, spec_file: str, mode: str) -> dict
         "n_inputs": spec.network.inputs,
         "n_outputs": spec.network.outputs,
         "mean": spec.loss.reduction == "mean",
-        "zero": printer.literal(0),
+        "zero": literal(0, spec.codegen.dtype),
         "n_params": sum(math.prod(a.shape) for a in args),
         "layers": [(ln, "output" if ln == len(spec.network.layers) else "hidden", layer.units,
                     layer.activation.describe(), layer.bias)
                    for ln, layer in enumerate(spec.network.layers, start=1)],
         "loss_kind": spec.loss.kind,
         "reduction": spec.loss.reduction,
-        **optimizer_context(spec, args, printer),
+        **optimizer_context(spec, args),
     }
 
 
@@ -163,7 +165,7 @@ class StateArg:
     dtype: str  # "DTYPE" or "np.int64"
 
 
-def optimizer_context(spec: Spec, args: list[ArrayArg], printer: NumbaPrinter) -> dict:
+def optimizer_context(spec: Spec, args: list[ArrayArg]) -> dict:
     """The update rule's settings, printed in the kernel dtype, and its state arrays."""
     tr = spec.training
     if tr.optimizer == "adam":
@@ -176,7 +178,9 @@ def optimizer_context(spec: Spec, args: list[ArrayArg], printer: NumbaPrinter) -
              for a in args if a.updated for k in kinds]
     if tr.optimizer == "adam":
         state.append(StateArg("step", "step", (), (1,), "np.int64"))
-    lit = printer.literal
+    def lit(value):
+        return literal(value, spec.codegen.dtype)
+
     return {
         "optimizer": tr.optimizer,
         "optimizer_title": {"adam": "Adam", "sgd": "SGD"}[tr.optimizer]
@@ -194,6 +198,8 @@ def optimizer_context(spec: Spec, args: list[ArrayArg], printer: NumbaPrinter) -
 
 def context(spec: Spec, schedule: Schedule, *, version: str, spec_file: str) -> dict:
     """The unrolled (scalar) form: one line per net, out and delta of the lecture."""
+    from .printer import NumbaPrinter
+
     printer = NumbaPrinter(spec.codegen.dtype)
     prog = schedule.program
     ctx = base_context(spec, version=version, spec_file=spec_file, mode="scalar")
@@ -224,4 +230,4 @@ def _nested(value):
     return float(value)
 
 
-__all__ = ["ArrayArg", "Line", "array_args", "context", "kernel_lines", "sp"]
+__all__ = ["ArrayArg", "Line", "array_args", "context", "kernel_lines"]

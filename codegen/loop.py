@@ -10,12 +10,12 @@ BLAS, which blocks for the caches and runs on several threads; `_gemm` is serial
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from symnet.loop import OUT, LoopProgram, Z
-from symnet.spec import Spec
+from .cpu import Line
 
-from .cpu import _X, Line, base_context
-from .printer import NumbaPrinter
+if TYPE_CHECKING:
+    from .printer import NumbaPrinter
 
 GEMM_MAX = 64  # no side of W<l> over this: the layer's products may use _gemm
 GEMM_MIN_BYTES = 64  # and a product's result rows at least this wide (else np.dot)
@@ -48,52 +48,3 @@ class LoopLayerCode:
 def _block(steps, printer: NumbaPrinter) -> list[Line]:
     return [Line(a.lhs.name, printer.doprint(a.rhs), a.comment if a.role in
                  ("temp", "shift") else "") for a in steps]
-
-
-def context(spec: Spec, program: LoopProgram, *, version: str, spec_file: str) -> dict:
-    printer = NumbaPrinter(spec.codegen.dtype)
-    ctx = base_context(spec, version=version, spec_file=spec_file, mode="loop")
-    layers = [
-        LoopLayerCode(
-            number=L.number, units=L.units, units_in=L.units_in, bias=L.bias,
-            activation=L.activation, formula=_X.sub("net", L.formula),
-            out=printer.doprint(L.out), derivative=printer.doprint(L.derivative),
-            uses_z=Z in L.derivative.free_symbols, uses_y=OUT in L.derivative.free_symbols,
-            source="X" if L.number == 1 else f"out{L.number - 1}",
-            gemm_forward=use_gemm(L.units, L.units_in, L.units, spec.codegen.dtype),
-            gemm_backward=use_gemm(L.units, L.units_in, L.units_in, spec.codegen.dtype))
-        for L in program.layers
-    ]
-    out = program.output
-
-    def used(steps, symbols):
-        free = set().union(*(a.rhs.free_symbols for a in steps)) if steps else set()
-        return [(k, s.name) for k, s in enumerate(symbols) if s in free]
-
-    printed = [L.out for L in layers] + [L.derivative for L in layers] + [
-        line.code for block in ("forward", "loss_steps", "grad_steps")
-        for line in _block(getattr(out, block), printer)]
-    ctx.update({
-        "uses_math": any("math." in code for code in printed),
-        "uses_gemm": any(L.gemm_forward or L.gemm_backward for L in layers),
-        "gemm_max": GEMM_MAX,
-        "gemm_bias_sums": any(L.gemm_forward and L.bias == "per_unit" for L in layers),
-        "loop_layers": layers,
-        "loss_formula": program.loss_formula,
-        "out_forward": _block(out.forward, printer),
-        "out_loss": _block(out.loss_steps, printer),
-        "out_grad": _block(out.grad_steps, printer),
-        "out_names": [s.name for s in out.outs],
-        "loss_name": out.loss.name,
-        "delta_names": [s.name for s in out.deltas],
-        "net_loads": {"forward": used(out.forward, out.nets),
-                      "loss": used(out.loss_steps, out.nets),
-                      "grad": used(out.grad_steps, out.nets)},
-        "target_loads": {"loss": used(out.loss_steps, out.targets),
-                         "grad": used(out.grad_steps, out.targets)},
-        "weight_decay": (printer.doprint(program.decay) if program.decay is not None
-                         else None),
-        "weight_decay_grad": (printer.doprint(program.decay_grad)
-                       if program.decay_grad is not None else None),
-    })
-    return ctx

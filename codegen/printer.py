@@ -20,27 +20,35 @@ import sympy as sp
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.pycode import PythonCodePrinter
 
+from .literals import literal
+
 
 class NumbaPrinter(PythonCodePrinter):
     printmethod = "_numbacode"
     language = "Python (Numba)"
 
-    def __init__(self, dtype: str = "float64", settings=None):
+    def __init__(self, dtype: str = "float64", settings=None, *, inline: bool = True):
         super().__init__(settings or {})
         if dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
         self.dtype = dtype
+        # float32: the helpers Numba inlines into each call site (so that the loops around
+        # them vectorize), or, with inline=False, their twins `_exp32_call`, ... compiled once
+        # and called (code that runs once per sample and output, where inlining every call
+        # costs seconds of compile time and gains nothing)
+        self.helper_suffix = "" if inline else "_call"
 
     # float32 kernels call the module's own vectorizable exp/log/tanh (fastmath32.jinja)
     FAST32 = {"exp": "_exp32", "log": "_log32", "tanh": "_tanh32"}
 
     def fn(self, name: str) -> str:
-        return self.FAST32[name] if self.dtype == "float32" else f"np.{name}"
+        if self.dtype == "float32":
+            return self.FAST32[name] + self.helper_suffix
+        return f"np.{name}"
 
     # -- numbers ------------------------------------------------------------------------
     def literal(self, value: float) -> str:
-        text = repr(float(value))
-        return f"np.float32({text})" if self.dtype == "float32" else text
+        return literal(value, self.dtype)
 
     def _print_Float(self, expr):
         return self.literal(float(expr))
@@ -137,7 +145,7 @@ class NumbaPrinter(PythonCodePrinter):
             other = arg.args[0] if arg.args[1] == sp.S.One else arg.args[1]
             if isinstance(other, sp.exp):
                 if self.dtype == "float32":
-                    return f"_softplus32({self._print(other.args[0])})"
+                    return f"_softplus32{self.helper_suffix}({self._print(other.args[0])})"
                 return f"np.logaddexp({self.literal(0)}, {self._print(other.args[0])})"
         return f"{self.fn('log')}({self._print(arg)})"
 

@@ -12,17 +12,17 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .autodiff import differentiate
 from .checkpoint import parse_strategy
 from .errors import SpecError
-from .loop import LoopProgram, lower_loop
-from .lower import lower
-from .program import Program
-from .schedule import RECOMPUTE_MAX_PARAMS, Schedule, schedule
 from .spec import TARGETS, Spec, check_module_name, load_spec, spec_from_dict
+
+if TYPE_CHECKING:  # the stages that need sympy are imported where they run
+    from .loop import LoopProgram
+    from .program import Program
+    from .schedule import Schedule
 
 # `mode = "auto"` picks the unrolled (scalar) form up to this many parameters and the loop
 # form beyond (measured: see docs/benchmarks.md).
@@ -33,13 +33,6 @@ AUTO_SCALAR_MAX_PARAMS = 64
 # parameters on a 2-core machine (benchmarks/compile_time.py, see docs/benchmarks.md).
 MAX_SCALAR_PARAMS = 300
 
-# The loop form's `store` gradient is straight-line code, one block per layer. Deeper than
-# this, Numba's SSA pass recurses too deep (a RecursionError at 64 layers) and the compile
-# time explodes, so deeper networks run the store schedule through the table-driven kernel
-# of the checkpoint schedules (templates/cpu/checkpoint_kernels.jinja), which has one branch
-# per kind of layer instead of one block per layer.
-LOOP_UNROLL_MAX_LAYERS = 24
-
 
 @dataclass(frozen=True)
 class Compiled:
@@ -49,6 +42,10 @@ class Compiled:
     source: str
     mode: str = "scalar"
     target: str = "cpu"  # "cuda": a numba.cuda module with the same API, <name>_cuda.py
+    # files the module imports, written beside it: (module name, source); the CPU loop form's
+    # kernel file, named by its text's hash and shared by every network of the same kinds
+    kernels: tuple[tuple[str, str], ...] = ()
+    kernel_info: Any = None  # the loop form's codegen.kernels.KernelInfo
 
     @property
     def module_name(self) -> str:
@@ -79,8 +76,10 @@ def choose_mode(spec: Spec) -> str:
             return "loop"  # checkpoints are layers: a loop-form schedule
         # recompute: the scalar form's inlined gradients where they fit, else the loop
         # form's, which recomputes each layer from the input
-        limit = (RECOMPUTE_MAX_PARAMS if spec.codegen.strategy == "recompute"
-                 else AUTO_SCALAR_MAX_PARAMS)
+        if spec.codegen.strategy == "recompute":
+            from .schedule import RECOMPUTE_MAX_PARAMS as limit
+        else:
+            limit = AUTO_SCALAR_MAX_PARAMS
         return "scalar" if spec.n_params() <= limit else "loop"
     if mode == "scalar" and layerwise:
         raise SpecError(spec.source, "codegen.strategy",
@@ -89,15 +88,16 @@ def choose_mode(spec: Spec) -> str:
     return mode
 
 
-def checkpoint_context(spec: Spec, loop_program: LoopProgram) -> dict:
-    from codegen.checkpoint import context, make_plan
+def loop_plan(spec: Spec, info):
+    """The loop form's schedule for this network (symnet.checkpoint.Plan), from the kinds of
+    its layers (codegen.kernels.KernelInfo)."""
+    from codegen.kernels import network_plan
 
     try:
-        p = make_plan(spec, loop_program)
+        return network_plan(spec, info)
     except ValueError as exc:  # a byte budget too small for this network
         raise SpecError(spec.source, "codegen.strategy", str(exc),
                         spec.codegen.strategy) from None
-    return context(spec, loop_program, p)
 
 
 def check_target(spec: Spec, target: str) -> None:
@@ -120,10 +120,14 @@ def check_size(spec: Spec) -> None:
 
 
 def build(spec, strategy: str | None = None, dtype: str | None = None,
-          mode: str | None = None, target: str = "cpu", cuda_config=None) -> Compiled:
+          mode: str | None = None, target: str = "cpu", cuda_config=None,
+          kernel_dir: str | os.PathLike | None = None) -> Compiled:
     """Run every stage and render the module's source (nothing is written).
     `spec` is a Spec, a path to a TOML file or a dict. `target` is "cpu" or "cuda" (the
-    same pipeline, rendered by codegen/cuda; `cuda_config` is its CudaConfig)."""
+    same pipeline, rendered by codegen/cuda; `cuda_config` is its CudaConfig).
+    `kernel_dir`: where the CPU loop form's kernel files are; when one for this network's
+    kinds is there already, with its KernelInfo, the module is rendered from that without
+    lowering anything (`program` is then None)."""
     from codegen.cpu import context
     from codegen.writer import render
 
@@ -131,21 +135,37 @@ def build(spec, strategy: str | None = None, dtype: str | None = None,
     check_target(spec, target)
     mode = choose_mode(spec)
     spec_file = Path(spec.source).name
+    if mode == "loop" and target == "cpu":
+        from codegen.checkpoint import plan_summary
+        from codegen.kernels import kernel_source, load_info, render_module
+
+        info = load_info(kernel_dir, spec, __version__) if kernel_dir is not None else None
+        loop_program = kernels = None
+        if info is None:
+            from .loop import lower_loop
+
+            loop_program = lower_loop(spec)
+            info, text = kernel_source(spec, loop_program, version=__version__)
+            kernels = ((info.name, text),)
+        p = loop_plan(spec, info)
+        summary = plan_summary(spec, p) if spec.codegen.strategy != "store" else None
+        source = render_module(spec, info, p, version=__version__, spec_file=spec_file,
+                               checkpoint_summary=summary)
+        return Compiled(spec, loop_program, None, source, "loop", kernels=kernels or (),
+                        kernel_info=info)
     if mode == "loop":
-        from codegen.loop import context as loop_context
+        from codegen.cuda import render_loop
+
+        from .loop import lower_loop
 
         loop_program = lower_loop(spec)
-        if target == "cuda":
-            from codegen.cuda import render_loop
+        return Compiled(spec, loop_program, None, render_loop(
+            spec, loop_program, version=__version__, spec_file=spec_file,
+            config=cuda_config), "loop", "cuda")
+    from .autodiff import differentiate
+    from .lower import lower
+    from .schedule import schedule
 
-            return Compiled(spec, loop_program, None, render_loop(
-                spec, loop_program, version=__version__, spec_file=spec_file,
-                config=cuda_config), "loop", "cuda")
-        ctx = loop_context(spec, loop_program, version=__version__, spec_file=spec_file)
-        if spec.codegen.strategy != "store" or len(loop_program.layers) > LOOP_UNROLL_MAX_LAYERS:
-            # recompute, checkpoint:K or budget:N; or a store schedule too deep to unroll
-            ctx.update(checkpoint_context(spec, loop_program))
-        return Compiled(spec, loop_program, None, render("cpu/module.py.jinja", ctx), "loop")
     check_size(spec)
     program = differentiate(lower(spec))
     sched = schedule(program, spec.codegen.strategy)
@@ -179,6 +199,12 @@ def write(compiled: Compiled, out_dir: str | os.PathLike) -> Path:
     from codegen.writer import write_if_changed
 
     path = module_path(compiled.spec, out_dir, compiled.target)
+    for name, text in compiled.kernels:  # first: the module imports them
+        write_if_changed(Path(out_dir) / f"{name}.py", text)
+    if compiled.kernels and compiled.kernel_info is not None:
+        from codegen.kernels import save_info
+
+        save_info(out_dir, compiled.spec, __version__, compiled.kernel_info)
     write_if_changed(path, compiled.source)
     return path
 
@@ -233,7 +259,10 @@ def is_current(path: str | os.PathLike, spec: Spec) -> bool:
     file name, same dtype, strategy and form) by this very symnet (same version and same
     generator source), so that importing it gives what building again would."""
     recorded = recorded_header(path)
-    return bool(recorded) and all(recorded.get(k) == v for k, v in expected_header(spec).items())
+    if not recorded or any(recorded.get(k) != v for k, v in expected_header(spec).items()):
+        return False
+    kernel = recorded.get("KERNEL_MODULE")  # the loop form's kernel file, beside it
+    return kernel is None or (Path(path).parent / f"{ast.literal_eval(kernel)}.py").is_file()
 
 
 def import_module(path: Path, name: str):
@@ -259,5 +288,5 @@ def compile(spec, out_dir=None, *, strategy=None, dtype=None, mode=None,  # noqa
     check_target(spec, target)
     path = module_path(spec, out_dir if out_dir is not None else default_out_dir(), target)
     if not is_current(path, spec):
-        path = write(build(spec, target=target), path.parent)
+        path = write(build(spec, target=target, kernel_dir=path.parent), path.parent)
     return import_module(path, path.stem)

@@ -26,9 +26,8 @@ import math
 import string
 from collections.abc import Callable, Mapping
 
-import sympy as sp
-
 from .errors import SpecError
+from .lazy import sp
 
 MAX_LENGTH = 1000
 MAX_DEPTH = 50
@@ -55,20 +54,21 @@ def _float_softplus(v: float) -> float:
 
 # name -> (arity, sympy builder, float evaluator for constant arguments)
 FUNCTIONS: dict[str, tuple[int, Callable[..., sp.Expr], Callable[..., float]]] = {
-    "exp": (1, sp.exp, math.exp),
-    "log": (1, sp.log, math.log),
-    "sqrt": (1, sp.sqrt, math.sqrt),
-    "abs": (1, sp.Abs, abs),
-    "tanh": (1, sp.tanh, math.tanh),
+    "exp": (1, lambda a: sp.exp(a), math.exp),
+    "log": (1, lambda a: sp.log(a), math.log),
+    "sqrt": (1, lambda a: sp.sqrt(a), math.sqrt),
+    "abs": (1, lambda a: sp.Abs(a), abs),
+    "tanh": (1, lambda a: sp.tanh(a), math.tanh),
     "sigmoid": (1, _sigmoid, _float_sigmoid),
     "softplus": (1, _softplus, _float_softplus),
-    "erf": (1, sp.erf, math.erf),
-    "sin": (1, sp.sin, math.sin),
-    "cos": (1, sp.cos, math.cos),
-    "max": (2, sp.Max, max),
-    "min": (2, sp.Min, min),
+    "erf": (1, lambda a: sp.erf(a), math.erf),
+    "sin": (1, lambda a: sp.sin(a), math.sin),
+    "cos": (1, lambda a: sp.cos(a), math.cos),
+    "max": (2, lambda a, b: sp.Max(a, b), max),
+    "min": (2, lambda a, b: sp.Min(a, b), min),
 }
-CONSTANTS: dict[str, tuple[sp.Expr, float]] = {"pi": (sp.pi, math.pi)}
+# name -> (sympy constant, made on use; its float value)
+CONSTANTS: dict[str, tuple[Callable[[], sp.Expr], float]] = {"pi": (lambda: sp.pi, math.pi)}
 
 _BINARY = {
     ast.Add: (lambda a, b: a + b, "+"),
@@ -152,7 +152,8 @@ class _Builder:
         if node.id in self.variables:
             return self.variables[node.id], None
         if node.id in CONSTANTS:
-            return CONSTANTS[node.id]
+            make, value = CONSTANTS[node.id]
+            return make(), value
         if node.id in FUNCTIONS:
             raise _Refused(f"the function {node.id!r} must be called, as in {node.id}(...)")
         allowed = ", ".join(list(self.variables) + list(CONSTANTS))

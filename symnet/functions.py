@@ -15,17 +15,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-import sympy as sp
-
 from . import expressions
 from .errors import SymnetError
+from .lazy import sp
 
-x = sp.Symbol("x", real=True)  # the pre-activation (net) an activation is applied to
-y = sp.Symbol("y", real=True)  # the network's output for one unit
-t = sp.Symbol("t", real=True)  # the target for that unit
 
-ACTIVATION_VARIABLES = {"x": x}
-LOSS_VARIABLES = {"y": y, "t": t}
+@lru_cache(maxsize=1)
+def symbols():
+    """x, the pre-activation (net) an activation is applied to; y, the network's output for one
+    unit; t, the target for that unit (made on first use: they need sympy)."""
+    return sp.Symbol("x", real=True), sp.Symbol("y", real=True), sp.Symbol("t", real=True)
+
+
+def __getattr__(name):  # `from symnet.functions import x` and the variable maps
+    if name not in ("x", "y", "t", "ACTIVATION_VARIABLES", "LOSS_VARIABLES"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    x, y, t = symbols()
+    return {"x": x, "y": y, "t": t, "ACTIVATION_VARIABLES": {"x": x},
+            "LOSS_VARIABLES": {"y": y, "t": t}}[name]
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,6 @@ class LossDef:
         return activation == self.requires_output or activation in self.fuses
 
 
-_HALF = sp.Rational(1, 2)
 # SELU's constants (Klambauer et al. 2017), to the precision of a float64
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -95,7 +101,8 @@ def _sign(v):
 
 
 def _hard_sigmoid(v):
-    return sp.Piecewise((0, v < -_HALF), (1, v > _HALF), (v + _HALF, True))
+    half = sp.Rational(1, 2)
+    return sp.Piecewise((0, v < -half), (1, v > half), (v + half, True))
 
 
 def _elu(v, alpha):
@@ -147,7 +154,7 @@ ACTIVATIONS: dict[str, ActivationDef] = {
         ActivationDef("gelu_tanh", _gelu_tanh,
                       formula="x/2*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x^3)))"),
         ActivationDef("softsign", lambda v: v / (1 + sp.Abs(v)), formula="x/(1 + |x|)"),
-        ActivationDef("softmax", sp.exp, layer_wide=True,
+        ActivationDef("softmax", lambda v: sp.exp(v), layer_wide=True,
                       formula="exp(net_k - m)/sum_j exp(net_j - m), m = max_j net_j"),
     ]
 }
@@ -155,7 +162,7 @@ ACTIVATIONS: dict[str, ActivationDef] = {
 LOSSES: dict[str, LossDef] = {
     lo.name: lo
     for lo in [
-        LossDef("sse", lambda o, g, k: _HALF * (g - o) ** 2,
+        LossDef("sse", lambda o, g, k: sp.Rational(1, 2) * (g - o) ** 2,
                 formula="1/2 sum_k (t_k - y_k)^2"),
         LossDef("mse", lambda o, g, k: (g - o) ** 2 / k, formula="1/K sum_k (t_k - y_k)^2"),
         LossDef("mae", lambda o, g, k: sp.Abs(g - o) / k, formula="1/K sum_k |t_k - y_k|"),
@@ -175,23 +182,26 @@ CUSTOM = "custom"  # the activation name and loss kind of a formula given in the
 
 def parse_activation(text: str, source: str = "<formula>", key: str = "expr") -> sp.Expr:
     """A custom activation's formula in x (SpecError naming source and key if refused)."""
-    return expressions.parse(text, ACTIVATION_VARIABLES, source=source, key=key)
+    return expressions.parse(text, {"x": symbols()[0]}, source=source, key=key)
 
 
 def parse_loss(text: str, source: str = "<formula>", key: str = "expr") -> sp.Expr:
     """A custom loss's per-unit formula in y and t (SpecError if refused)."""
-    return expressions.parse(text, LOSS_VARIABLES, source=source, key=key)
+    x, y, t = symbols()
+    return expressions.parse(text, {"y": y, "t": t}, source=source, key=key)
 
 
 @lru_cache(maxsize=256)
 def custom_activation(text: str) -> ActivationDef:
     expr = parse_activation(text)
+    x = symbols()[0]
     return ActivationDef(CUSTOM, lambda v: expr.xreplace({x: v}), formula=text)
 
 
 @lru_cache(maxsize=256)
 def custom_loss(text: str) -> LossDef:
     expr = parse_loss(text)
+    _, y, t = symbols()
     return LossDef(CUSTOM, lambda o, g, k: expr.xreplace({y: o, t: g}),
                    formula=f"sum_k [{text}] with y = y_k, t = t_k")
 

@@ -182,10 +182,13 @@ def _data(spec, rng, batch=6):
 
 
 def _run(module, table, arena, params, X, T):
-    g = module._grad_arrays()
+    """The module's gradient under another table of actions (and arena size)."""
     Xk, Tk = module._data(X, T)
-    E = module._backprop(table, arena, *module._params(params, False), *g, Xk, Tk)
-    return E, {k: a.reshape(s) for (k, s), a in zip(module.PARAM_SHAPES.items(), g)}
+    g = np.zeros(module._N_THETA, dtype=module.DTYPE)
+    theta = module._pack(module._params(params, False))
+    E = module._run(module.GRAD, theta, g, Xk, Tk, plan=(table, arena))[0]
+    return E, {k: g[o:o + size].reshape(module.PARAM_SHAPES[k])
+               for k, (o, size) in module._OFFSETS.items()}
 
 
 @pytest.mark.parametrize("loss", ["cross_entropy", "mse"])

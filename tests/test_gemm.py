@@ -1,6 +1,8 @@
 """The loop form's vector matrix product (_gemm, templates/cpu/gemm.jinja) against NumPy, and
 which products the generator sends to it rather than to np.dot."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 from _reference import finite_difference_grad
@@ -46,17 +48,17 @@ def test_gemm_matches_numpy(module, n, k, m):
     B = rng.normal(size=(k, m)).astype(dt)
     want = A.astype(np.float64) @ B.astype(np.float64)
     C = np.full((n, m), np.nan, dtype=dt)  # every element must be written
-    module._gemm(A, B, C)
+    module._kernels._gemm(A, B, C)
     _close(C, want, dt)
     # A transposed (the weight gradient's delta.T): strided rows and columns
     AT = np.ascontiguousarray(A.T).T
     C[:] = np.nan
-    module._gemm(AT, B, C)
+    module._kernels._gemm(AT, B, C)
     _close(C, want, dt)
     # with a bias added to every row
     b = rng.normal(size=m).astype(dt)
     C[:] = np.nan
-    module._gemm_bias(A, B, b, C)
+    module._kernels._gemm_bias(A, B, b, C)
     _close(C, want + b, dt)
 
 
@@ -67,10 +69,10 @@ def test_gemm_strided_operands_take_the_loop_path(module):
     big = rng.normal(size=(6, 14)).astype(dt)
     B = big[:, ::2]  # column stride of two elements: no vector loads
     C = np.empty((10, 7), dtype=dt)
-    module._gemm(A, B, C)
+    module._kernels._gemm(A, B, C)
     _close(C, A.astype(np.float64) @ B, dt)
     out = np.zeros((10, 14), dtype=dt)
-    module._gemm(A, B, out[:, ::2])
+    module._kernels._gemm(A, B, out[:, ::2])
     _close(out[:, ::2], A.astype(np.float64) @ B, dt)
     assert not out[:, 1::2].any()  # nothing written between the strided columns
 
@@ -81,7 +83,7 @@ def test_gemm_leaves_the_operands_alone(module):
     A, B = rng.normal(size=(20, 12)).astype(dt), rng.normal(size=(12, 40)).astype(dt)
     A0, B0 = A.copy(), B.copy()
     base = np.zeros((21, 40), dtype=dt)
-    module._gemm(A, B, base[:20])  # a row past the end that must stay zero
+    module._kernels._gemm(A, B, base[:20])  # a row past the end that must stay zero
     assert np.array_equal(A, A0) and np.array_equal(B, B0)
     assert not base[20].any()
     _close(base[:20], A.astype(np.float64) @ B, dt)
@@ -124,11 +126,12 @@ def test_wide_and_narrow_layers_in_one_network(tmp_path):
         "codegen": {"mode": "loop"},
     }
     m = symnet.compile(spec, tmp_path)
-    src = open(m.__file__).read()
-    assert "net1 = np.dot(X, W1.T)" in src  # (GEMM_MAX + 8) x 12: wide
-    assert "net2 = np.dot(out1, W2.T)" in src  # 16 x (GEMM_MAX + 8): wide too
-    assert "_gemm(out2, np.ascontiguousarray(W3.T), net3)" in src  # 9 x 16, float64: 9 >= 8
-    assert "_gemm(delta4, W4, delta3)" in src
+    k = m._kernels
+    # layer 1, (GEMM_MAX + 8) x 12, and layer 2, 16 x (GEMM_MAX + 8): wide, np.dot; layer 3,
+    # 9 x 16 in float64 (9 columns >= one 512-bit vector): _gemm; the output layer, 2 x 9:
+    # its forward product is 2 columns wide (np.dot), its backward ones 9 (_gemm)
+    assert m._LAYOUT[1:, k.GEMM_FORWARD].tolist() == [0, 0, 1, 0]
+    assert m._LAYOUT[1:, k.GEMM_BACKWARD].tolist() == [0, 0, 1, 1]
     _check_gradient(m, spec, np.random.default_rng(11), batch=13)
 
 
@@ -145,7 +148,7 @@ def test_narrow_network_trains_like_its_steps(module):
 
 def test_checkpoint_kernel_uses_gemm_for_narrow_layers(tmp_path):
     """The table-driven kernel of checkpoint schedules picks _gemm or np.dot per layer from
-    its _GEMM_FORWARD/_GEMM_BACKWARD tables; its gradient equals finite differences of the
+    the GEMM columns of its layout table; its gradient equals finite differences of the
     NumPy reference."""
     spec = {
         "name": "ck_gemm",
@@ -158,8 +161,8 @@ def test_checkpoint_kernel_uses_gemm_for_narrow_layers(tmp_path):
         "codegen": {"mode": "loop"},
     }
     m = symnet.compile(spec, tmp_path, strategy="budget:1")
-    assert m._GEMM_FORWARD.tolist() == [0, 1, 1, 1, 0]  # the 3-wide output: np.dot
-    assert m._GEMM_BACKWARD.tolist() == [0, 1, 1, 1, 1]
+    assert m._LAYOUT[:, m._kernels.GEMM_FORWARD].tolist() == [0, 1, 1, 1, 0]  # 3-wide: np.dot
+    assert m._LAYOUT[:, m._kernels.GEMM_BACKWARD].tolist() == [0, 1, 1, 1, 1]
     _check_gradient(m, spec, np.random.default_rng(12), batch=11)
 
 
@@ -168,14 +171,16 @@ def test_gemm_with_256_bit_vectors(dtype, tmp_path):
     """CPUs without AVX-512 get 256-bit vectors (_VECTOR_BYTES = 32): the same kernel with
     half the lanes, forced here on a fresh module before its first call compiles _gemm."""
     m = symnet.compile(_narrow(dtype), tmp_path)
-    m._VECTOR_BYTES = 32
-    for n, k, cols in SHAPES:
-        rng = np.random.default_rng(n + k + cols)
-        A = rng.normal(size=(n, k)).astype(m.DTYPE)
-        B = rng.normal(size=(k, cols)).astype(m.DTYPE)
+    # a fresh copy of the kernel file (the module's own is shared, maybe compiled already)
+    where = importlib.util.spec_from_file_location("fresh_kernels_" + dtype, m.KERNEL_FILE)
+    k = importlib.util.module_from_spec(where)
+    where.loader.exec_module(k)
+    k._VECTOR_BYTES = 32
+    for n, kk, cols in SHAPES:
+        rng = np.random.default_rng(n + kk + cols)
+        A = rng.normal(size=(n, kk)).astype(m.DTYPE)
+        B = rng.normal(size=(kk, cols)).astype(m.DTYPE)
         b = rng.normal(size=cols).astype(m.DTYPE)
         C = np.full((n, cols), np.nan, dtype=m.DTYPE)
-        m._gemm_bias(A, B, b, C)
+        k._gemm_bias(A, B, b, C)
         _close(C, A.astype(np.float64) @ B + b, m.DTYPE)
-    E, g = m.grad(m.init_params(), rng.normal(size=(5, 20)), rng.normal(size=(5, 16)))
-    assert np.isfinite(E) and all(np.isfinite(v).all() for v in g.values())

@@ -1,0 +1,353 @@
+"""The CPU loop form, size-generic: a kernel file whose text depends on the kinds of layers,
+not on their widths or depth, and the tables that describe one network to it.
+
+`kernel_source` renders templates/cpu/kernels.py.jinja: one branch per kind of hidden
+activation (its f and f', printed), the output block (printed per output unit), the loss, the
+optimizer's kind and the dtype. Everything that changes with the widths, the depth, the
+learning rate or the optimizer's numbers is a table that the generated module passes at run
+time (`render_module`). The kernel file is named by the SHA-256 of its text, so every network
+of the same kinds imports the same file and Numba compiles it once per machine.
+
+What a module needs to know of its kernel file is a `KernelInfo`: its name and each kind's
+printed formulas. It is saved as JSON beside the kernel file, under a key computed from the
+spec without sympy (`kinds_key`), so that the next network of the same kinds (a sweep's next
+point, another worker) is rendered without lowering or differentiating anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from symnet.checkpoint import Plan, plan
+from symnet.spec import Spec
+
+from .checkpoint import plan_rows
+from .cpu import _X, Line, base_context
+from .loop import GEMM_MAX, use_gemm
+from .writer import generator_sha256, render, write_if_changed
+
+KERNEL_PREFIX = "symnet_kernels_"
+INFO_PREFIX = "symnet_kinds_"
+# layout's columns (the kernel file names them too)
+COLUMNS = ("UNITS", "UNITS_IN", "W_AT", "B_AT", "BIAS", "ACT", "GEMM_FORWARD",
+           "GEMM_BACKWARD", "DELTA_AT", "WITH_NET")
+BIAS_CODES = {"none": 0, "per_unit": 1, "shared": 2}
+
+
+@dataclass(frozen=True)
+class ActivationKind:
+    activation: str  # described, e.g. "tanh" or "leaky_relu(alpha=0.2)"
+    formula: str  # f in x, for comments
+    out: str  # f(z), printed
+    derivative: str  # f'(z) in y and/or z, printed
+    uses_z: bool
+    uses_y: bool
+
+
+@dataclass(frozen=True)
+class KernelInfo:
+    """What a generated module needs to know of its kernel file."""
+
+    name: str  # the kernel file's module name
+    kinds: tuple[ActivationKind, ...]  # the branches, in order
+    kind_of: dict[str, int]  # each hidden activation (described) -> its branch
+    loss_formula: str
+    weight_decay: str | None  # printed, for comments
+    weight_decay_grad: str | None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> KernelInfo:
+        data = json.loads(text)
+        kinds = tuple(ActivationKind(**k) for k in data.pop("kinds"))
+        return cls(kinds=kinds, **data)
+
+
+def _kinds(program, printer) -> tuple[tuple[ActivationKind, ...], dict[str, int]]:
+    """The hidden layers' kinds of activation, each once, in a canonical order (by printed
+    code), so that two networks with the same kinds share one kernel file."""
+    from symnet.loop import OUT, Z
+
+    by_code: dict[tuple[str, str], ActivationKind] = {}
+    described: dict[str, tuple[str, str]] = {}
+    for L in program.layers[:-1]:
+        d = L.derivative
+        kind = ActivationKind(L.activation, L.formula, printer.doprint(L.out),
+                              printer.doprint(d), Z in d.free_symbols, OUT in d.free_symbols)
+        key = (kind.out, kind.derivative)
+        by_code.setdefault(key, kind)
+        described[L.activation] = key
+    order = sorted(by_code)
+    return (tuple(by_code[key] for key in order),
+            {act: order.index(key) for act, key in described.items()})
+
+
+def _block(steps, printer) -> list[Line]:
+    return [Line(a.lhs.name, printer.doprint(a.rhs), a.comment if a.role in
+                 ("temp", "shift") else "") for a in steps]
+
+
+def _used(steps, symbols):
+    free = set().union(*(a.rhs.free_symbols for a in steps)) if steps else set()
+    return [(k, s.name) for k, s in enumerate(symbols) if s in free]
+
+
+def kernel_source(spec: Spec, program, *, version: str) -> tuple[KernelInfo, str]:
+    """The kernel file for the network's kinds (a LoopProgram from symnet.loop.lower_loop),
+    and its KernelInfo. Nothing in the text depends on the widths (but the output layer's),
+    the depth, the learning rate or the optimizer's settings."""
+    from .printer import NumbaPrinter
+
+    printer = NumbaPrinter(spec.codegen.dtype)
+    # the output block runs once per sample and output unit: it calls the float32 helpers
+    # rather than inlining each call (seconds of compile time for a softmax over 10 outputs)
+    called = NumbaPrinter(spec.codegen.dtype, inline=False)
+    base = base_context(spec, version=version, spec_file="", mode="loop")
+    out = program.output
+    kinds, kind_of = _kinds(program, printer)
+    ctx = {key: base[key] for key in (
+        "dtype", "njit", "zero", "mean", "reduction", "optimizer", "optimizer_title",
+        "use_momentum", "nesterov", "fastmath32")}
+    weight_decay = printer.doprint(program.decay) if program.decay is not None else None
+    weight_decay_grad = (printer.doprint(program.decay_grad)
+                         if program.decay_grad is not None else None)
+    ctx.update({
+        "version": version,
+        "n_outputs": spec.network.outputs,
+        "output_activation": program.layers[-1].activation,
+        "kinds": kinds,
+        "uses_gemm": uses_gemm(spec),
+        "gemm_max": GEMM_MAX,
+        "loss_formula": program.loss_formula,
+        "out_forward": _block(out.forward, called),
+        "out_loss": _block(out.loss_steps, called),
+        "out_grad": _block(out.grad_steps, called),
+        "out_names": [s.name for s in out.outs],
+        "loss_name": out.loss.name,
+        "delta_names": [s.name for s in out.deltas],
+        "net_loads": {"forward": _used(out.forward, out.nets),
+                      "loss": _used(out.loss_steps, out.nets),
+                      "grad": _used(out.grad_steps, out.nets)},
+        "target_loads": {"loss": _used(out.loss_steps, out.targets),
+                         "grad": _used(out.grad_steps, out.targets)},
+        "weight_decay": weight_decay,
+        "weight_decay_grad": weight_decay_grad,
+    })
+    printed = [k.out for k in kinds] + [k.derivative for k in kinds] + [
+        line.code for block in ("out_forward", "out_loss", "out_grad") for line in ctx[block]]
+    ctx["uses_math"] = any("math." in code for code in printed)
+    ctx["helpers_called"] = spec.codegen.dtype == "float32"
+    text = render("cpu/kernels.py.jinja", ctx)
+    name = KERNEL_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:16]
+    return KernelInfo(name, kinds, kind_of, program.loss_formula, weight_decay,
+                      weight_decay_grad), text
+
+
+# ---------------------------------------------------------------------------------------------
+# KernelInfo on disk, keyed without sympy
+
+
+def _gemm_flags(spec: Spec, units: int, units_in: int) -> tuple[bool, bool]:
+    dtype = spec.codegen.dtype
+    return (use_gemm(units, units_in, units, dtype),
+            use_gemm(units, units_in, units_in, dtype))
+
+
+def uses_gemm(spec: Spec) -> bool:
+    """Whether some product of the network runs through _gemm (then the kernel file has it)."""
+    widths = (spec.network.inputs, *(layer.units for layer in spec.network.layers))
+    return any(any(_gemm_flags(spec, widths[i], widths[i - 1]))
+               for i in range(1, len(widths)))
+
+
+def kinds_key(spec: Spec, version: str) -> str:
+    """What decides the kernel file's text, from the spec alone (no sympy): the generator,
+    the dtype, the hidden activations, the output layer, the loss, the optimizer's kind and
+    whether _gemm is needed; not the widths, the depth or any number the tables carry."""
+    tr = spec.training
+    layers = spec.network.layers
+    key = {
+        "version": version,
+        "generator": generator_sha256(),
+        "dtype": spec.codegen.dtype,
+        "hidden": sorted({layer.activation.describe() for layer in layers[:-1]}),
+        "output": [layers[-1].activation.describe(), layers[-1].units],
+        "loss": [spec.loss.kind, spec.loss.reduction, repr(spec.loss.expr),
+                 repr(spec.loss.weight_decay)],
+        "optimizer": [tr.optimizer, tr.momentum > 0, tr.nesterov],
+        "gemm": uses_gemm(spec),
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def info_path(out_dir: str | os.PathLike, spec: Spec, version: str) -> Path:
+    return Path(out_dir) / f"{INFO_PREFIX}{kinds_key(spec, version)}.json"
+
+
+def load_info(out_dir: str | os.PathLike, spec: Spec, version: str) -> KernelInfo | None:
+    """The KernelInfo saved for the spec's kinds in out_dir, if any (and its kernel file is
+    there); None otherwise, or when the file cannot be read as one."""
+    try:
+        info = KernelInfo.from_json(info_path(out_dir, spec, version).read_text("utf-8"))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    hidden = {layer.activation.describe() for layer in spec.network.layers[:-1]}
+    if not info.name.startswith(KERNEL_PREFIX) or not info.name[len(KERNEL_PREFIX):].isalnum() \
+            or not hidden <= set(info.kind_of) \
+            or not all(0 <= i < len(info.kinds) for i in info.kind_of.values()) \
+            or not (Path(out_dir) / f"{info.name}.py").is_file():
+        return None
+    return info
+
+
+def save_info(out_dir: str | os.PathLike, spec: Spec, version: str, info: KernelInfo) -> None:
+    write_if_changed(info_path(out_dir, spec, version), info.to_json())
+
+
+# ---------------------------------------------------------------------------------------------
+# the generated module: the network as tables
+
+
+def with_net(spec: Spec, info: KernelInfo) -> tuple[bool, ...]:
+    """Per layer 1..L: whether its state keeps net (its activation's f' reads it)."""
+    layers = spec.network.layers
+    return tuple(i < len(layers) - 1
+                 and info.kinds[info.kind_of[layer.activation.describe()]].uses_z
+                 for i, layer in enumerate(layers))
+
+
+def widths(spec: Spec) -> tuple[int, ...]:
+    return (spec.network.inputs, *(layer.units for layer in spec.network.layers))
+
+
+def network_plan(spec: Spec, info: KernelInfo) -> Plan:
+    """The gradient's schedule (the spec's strategy) for this network. ValueError for a
+    byte budget that nothing fits."""
+    import numpy as np
+
+    itemsize = np.dtype(spec.codegen.dtype).itemsize
+    return plan(spec.codegen.strategy, widths(spec), with_net(spec, info), itemsize)
+
+
+@dataclass(frozen=True)
+class TableRow:
+    values: tuple[int, ...]
+    comment: str
+
+
+@dataclass(frozen=True)
+class LayerDoc:
+    number: int
+    role: str
+    activation: str
+    kind: int | None
+    units: int
+    units_in: int
+    bias: str
+    source: str
+    out: str  # f(net) in the layer's names, "" for the output layer
+    prev_derivative: str  # f' of the layer before, printed
+    product: str  # which kernel runs its matrix products
+
+
+def forward_plan(spec: Spec, nets: tuple[bool, ...]) -> tuple[list[TableRow], int]:
+    """The plan of forward and loss: each hidden layer from the state before it into one of
+    two slots in turn, then the output layer (action 2). Returns the rows and the arena's
+    values per sample."""
+    layers = spec.network.layers
+    depth = len(layers)
+    slot = max((layer.units * (2 if nets[i] else 1) for i, layer in enumerate(layers[:-1])),
+               default=0)
+    rows = []
+    src = -1
+    for number in range(1, depth):
+        dst = slot * ((number - 1) % 2)
+        rows.append(TableRow((0, number, src, dst),
+                             f"forward {number}: out{number - 1} in {src} -> "
+                             f"out{number} in {dst}"))
+        src = dst
+    out_at = 2 * slot if depth > 1 else 0
+    rows.append(TableRow((2, depth, src, out_at),
+                         f"output {depth}: out{depth - 1} in {src} -> its outputs or loss"))
+    return rows, out_at + layers[-1].units
+
+
+def render_module(spec: Spec, info: KernelInfo, p: Plan, *, version: str, spec_file: str,
+                  checkpoint_summary: dict | None = None) -> str:
+    """The generated module of the CPU loop form: header, parameters, the network as tables
+    (layout, plan, forward plan, segments, the optimizer's numbers) and the API, which calls
+    the kernel file `info.name`."""
+    ctx = base_context(spec, version=version, spec_file=spec_file, mode="loop")
+    layers = spec.network.layers
+    depth = len(layers)
+    nets = with_net(spec, info)
+    offsets = {}
+    at = 0
+    for a in ctx["args"]:
+        size = math.prod(a.kernel_shape)
+        offsets[a.name] = (at, size)
+        at += size
+    delta_at = {i: p.deltas[(depth - i) % 2].offset for i in range(1, depth + 1)}
+    layout = [TableRow((max(layer.units for layer in layers),) + (0,) * (len(COLUMNS) - 1),
+                       "row 0: the widest layer's units (the kernel's work buffer)")]
+    docs = []
+    units_in = spec.network.inputs
+    for number, layer in enumerate(layers, start=1):
+        last = number == depth
+        desc = layer.activation.describe()
+        kind = None if last else info.kind_of[desc]
+        g_f, g_b = _gemm_flags(spec, layer.units, units_in)
+        b_at = offsets[f"b{number}"][0] if layer.bias != "none" else -1
+        layout.append(TableRow(
+            (layer.units, units_in, offsets[f"W{number}"][0], b_at, BIAS_CODES[layer.bias],
+             -1 if last else kind, int(g_f), int(g_b), delta_at[number], int(nets[number - 1])),
+            f"layer {number}: {layer.units} x {desc}"
+            + ("" if last else f" (kind {kind})") + f", bias {layer.bias}"))
+        prev = layers[number - 2].activation.describe() if number > 1 else None
+        docs.append(LayerDoc(
+            number, "output" if last else "hidden", desc, kind, layer.units, units_in,
+            layer.bias, "X" if number == 1 else f"out{number - 1}",
+            "" if last else _X.sub(f"net{number}", info.kinds[kind].formula),
+            info.kinds[info.kind_of[prev]].derivative if prev is not None else "",
+            "forward " + ("_gemm" if g_f else "np.dot") + ", backward "
+            + ("_gemm" if g_b else "np.dot")))
+        units_in = layer.units
+    fplan, farena = forward_plan(spec, nets)
+    tr = spec.training
+    decay = tr.decay or ("none",)
+    hyper = (float(tr.momentum), float(tr.beta1), float(tr.beta2), float(tr.eps),
+             float({"none": 0, "step": 1, "exponential": 2}[decay[0]]),
+             float(decay[1]) if decay[0] == "step" else 0.0,
+             float(decay[2] if decay[0] == "step" else decay[1]) if decay[0] != "none"
+             else 0.0)
+    ctx.update({
+        "kernel": info.name,
+        "uses_gemm": any(row.values[6] or row.values[7] for row in layout[1:]),
+        "tables": {
+            "layout": layout,
+            "plan": [TableRow((r.op, r.layer, r.src, r.dst), r.comment) for r in plan_rows(p)],
+            "arena": p.arena_values,
+            "forward_plan": fplan,
+            "forward_arena": farena,
+            "segments": [TableRow((*offsets[a.name], int(a.updated)), a.name)
+                         for a in ctx["args"]],
+            "hyper": hyper,
+            "n_theta": at,
+            "offsets": offsets,
+        },
+        "layer_docs": docs,
+        "loss_formula": info.loss_formula,
+        "weight_decay": info.weight_decay,
+        "weight_decay_grad": info.weight_decay_grad,
+        "arena_buffers": sorted([*p.buffers, *p.deltas], key=lambda b: b.offset),
+    })
+    if checkpoint_summary is not None:
+        ctx["ck_summary"] = checkpoint_summary
+    return render("cpu/module.py.jinja", ctx)

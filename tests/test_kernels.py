@@ -1,0 +1,119 @@
+"""The loop form's kernel file: one per kind of network, whatever its widths, depth or
+numbers; compiled once and shared by every entry point, and by the next network of the same
+kinds without lowering (or importing sympy) again."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _reference import finite_difference_grad
+from _reference import loss as ref_loss
+
+import symnet
+import symnet.loop
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _spec(widths, activation="tanh", lr=0.05, name="kinds", **training):
+    return {
+        "name": name,
+        "network": {"inputs": 3, "layers": [{"units": u, "activation": activation}
+                                            for u in widths] + [{"units": 2,
+                                                                 "activation": "linear"}]},
+        "loss": {"kind": "mse", "reduction": "mean"},
+        "training": {"optimizer": "sgd", "learning_rate": lr, **training},
+        "codegen": {"mode": "loop"},
+    }
+
+
+def test_the_kernel_text_depends_on_the_kinds_only():
+    a = symnet.build(_spec([8, 8]))
+    b = symnet.build(_spec([5, 7, 6, 9], lr=0.2))
+    assert a.kernels[0] == b.kernels[0]  # widths, depth, learning rate: tables
+    c = symnet.build(_spec([8, 8], momentum=0.5))
+    d = symnet.build(_spec([5, 7, 6, 9], momentum=0.9))
+    assert c.kernels[0] == d.kernels[0] != a.kernels[0]  # the momentum's value: a table
+    e = symnet.build(_spec([8, 8], momentum=0.9, nesterov=True))
+    assert e.kernels[0] != c.kernels[0]  # Nesterov is another update rule
+    assert symnet.build(_spec([8, 8], "relu")).kernels[0] != a.kernels[0]
+    assert symnet.build(_spec([8, 8]), dtype="float32").kernels[0] != a.kernels[0]
+
+
+def test_a_network_of_known_kinds_is_rendered_without_lowering(tmp_path, monkeypatch):
+    first = symnet.compile(_spec([8, 8]), tmp_path)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("lowered again")
+
+    monkeypatch.setattr(symnet.loop, "lower_loop", refuse)
+    spec = _spec([5, 9, 6], lr=0.2, name="kinds2")  # a layer 9 wide: _gemm, as [8, 8]
+    second = symnet.compile(spec, tmp_path)
+    assert second.KERNEL_MODULE == first.KERNEL_MODULE
+    assert second._kernels is first._kernels  # one module object, one compiled function
+    assert len(list(tmp_path.glob("symnet_kernels_*.py"))) == 1
+    rng = np.random.default_rng(7)
+    params = second.init_params()
+    X, T = rng.normal(size=(9, 3)), rng.normal(size=(9, 2))
+    E, g = second.grad(params, X, T)
+    assert E == pytest.approx(ref_loss(spec, params, X, T), rel=1e-12)
+    fd = finite_difference_grad(spec, params, X, T)
+    for name in params:
+        np.testing.assert_allclose(g[name], fd[name], rtol=1e-5, atol=1e-9)
+
+
+def test_a_damaged_kernel_info_is_rebuilt(tmp_path):
+    symnet.compile(_spec([8, 8]), tmp_path)
+    (info,) = tmp_path.glob("symnet_kinds_*.json")
+    info.write_text('{"name": "symnet_kernels_../../evil"}', encoding="utf-8")
+    m = symnet.compile(_spec([4], name="kinds3"), tmp_path)
+    assert m.KERNEL_MODULE.startswith("symnet_kernels_") and ".." not in m.KERNEL_MODULE
+    assert m.forward(m.init_params(), np.ones((2, 3))).shape == (2, 2)
+
+
+def test_every_entry_point_runs_one_compiled_function(tmp_path):
+    spec = _spec([6, 4], name="entries", momentum=0.9)
+    m = symnet.compile(spec, tmp_path)
+    p, state = m.init_params(), m.init_state()
+    rng = np.random.default_rng(2)
+    X, T = rng.normal(size=(10, 3)), rng.normal(size=(10, 2))
+    m.forward(p, X)
+    m.loss(p, X, T)
+    m.grad(p, X, T)
+    m.train_step(p, X, T, state=state)
+    m.fit(p, X, T, 2, state=state)
+    m.fit(p, X, T, 2, batch_size=3, seed=1)
+    m.fit(p, X, T, 2, trace=True)
+    m.forward(p, X.astype(np.float32))  # converted to the module's dtype first
+    assert len(m._kernels._run.signatures) == 1
+
+
+def test_the_next_network_of_a_sweep_needs_no_sympy(tmp_path):
+    """In a new process, a network that differs from one compiled before only in its widths,
+    depth and learning rate is rendered from the saved KernelInfo: sympy is never imported,
+    and the kernel comes from Numba's cache."""
+    code = textwrap.dedent("""\
+        import sys
+        import numpy as np
+        import symnet
+        spec = {spec!r}
+        m = symnet.compile(spec, {out!r})
+        p = m.init_params()
+        losses = m.fit(p, np.ones((4, 3)), np.zeros((4, 2)), 2)
+        print("sympy" in sys.modules, losses[1] < losses[0])
+        """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    runs = []
+    for widths, lr in (([8, 8], 0.05), ([5, 9, 6], 0.2)):
+        script = code.format(spec=_spec(widths, lr=lr, name=f"sweep{len(widths)}"),
+                             out=str(tmp_path / "out"))
+        runs.append(subprocess.run([sys.executable, "-c", script], capture_output=True,
+                                   text=True, env=env, timeout=600))
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+    assert runs[0].stdout.split() == ["True", "True"]  # the first one lowers with sympy
+    assert runs[1].stdout.split() == ["False", "True"]

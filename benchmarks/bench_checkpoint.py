@@ -5,25 +5,24 @@ For each strategy the compiler predicts (symnet.checkpoint) the bytes per sample
 kernel's arena (stored activations plus the two delta buffers) and the FLOPs per sample.
 This script measures:
 
-- memory: the peak that tracemalloc sees during one call of the generated `_grad` kernel,
-  gradient arrays preallocated outside it. Numba's runtime allocates through Python's raw
-  allocator, which tracemalloc traces, so the kernel's arena is what it sees. The per-sample
-  figure is that peak divided by the batch.
+- memory: the peak that tracemalloc sees during one gradient call of the kernel file's `_run`,
+  the flat parameter and gradient arrays preallocated outside it. Numba's runtime allocates
+  through Python's raw allocator, which tracemalloc traces, so the kernel's arena is what it
+  sees. The per-sample figure is that peak divided by the batch.
 - time: the median of --repeats calls of the same kernel, against two predictions of the
   relative time: the FLOP ratio and the ratio of steps (layer evaluations plus backward
   steps). Run it with OPENBLAS_NUM_THREADS=1 for stable times on a shared machine.
 
-Every strategy runs the same generated kernel (`_backprop`, compiled once for this
-network) on its own table of actions; `--modules` compiles one module per strategy instead,
-whose `_grad` runs its own `_PLAN`. The first strategy (checkpoint:1: every layer kept, the
-store schedule) is the reference for the gradients and the relative time. With
---store-kernel the loop form's own kernel (what `strategy = "store"` compiles to) is timed
-and measured too; it allocates inside the kernel and the compiler makes no prediction for
-it. The exit status is 1 when a prediction is off by more than 10% or when a strategy's
-gradient differs from the reference by more than 1e-12 (relative to the largest).
+Every strategy runs the same kernel (the module's `_run` with another table of actions,
+compiled once); `--modules` compiles one module per strategy instead, each running its own
+`_PLAN` (the same kernel file: every strategy is a table for the same code, the store
+schedule included). The first strategy (checkpoint:1: every layer kept, the store schedule)
+is the reference for the gradients and the relative time. The exit status is 1 when a
+prediction is off by more than 10% or when a strategy's gradient differs from the reference
+by more than 1e-12 (relative to the largest).
 
     python benchmarks/bench_checkpoint.py [--depth 64] [--width 256] [--batch 128]
-        [--repeats 3] [--modules] [--store-kernel] [--out DIR]
+        [--repeats 3] [--modules] [--out DIR]
         [--strategies checkpoint:1,checkpoint:sqrt,...]
 """
 
@@ -90,8 +89,6 @@ def main(argv=None) -> int:
                     help="comma-separated; the first is the reference for gradients and time")
     ap.add_argument("--out", help="where to write (and cache) the modules; a fresh temporary "
                     "directory by default")
-    ap.add_argument("--store-kernel", action="store_true",
-                    help="also time the loop form's own (not checkpointed) kernel")
     args = ap.parse_args(argv)
     strategies = args.strategies.split(",")
     rng = np.random.default_rng(0)
@@ -108,11 +105,11 @@ def main(argv=None) -> int:
     shared = symnet.compile(spec0, out / "shared")
     params = shared.init_params(seed=1)
     Xk, Tk = shared._data(X, T)
-    arrays = shared._params(params, False)
+    theta = shared._pack(shared._params(params, False))
     program = lower_loop(spec0)
     p0 = make_plan(spec0, program)
-    shared._grad(*arrays, *shared._grad_arrays(), Xk, Tk)
-    print(f"# checkpointed kernel compiled in {time.perf_counter() - t0:.1f} s")
+    shared.grad(params, X, T)
+    print(f"# the kernel compiled in {time.perf_counter() - t0:.1f} s")
     store_plan = make_plan(spec0.replace_codegen(strategy="store"), program)
     base_flops, base_steps = store_plan.flops(), store_plan.steps
     print(f"{'strategy':<16} {'schedule':<13} {'evals':>5} {'pred B/sample':>13} "
@@ -126,46 +123,25 @@ def main(argv=None) -> int:
         module = shared
         if args.modules and text != strategies[0]:
             module = symnet.compile(spec, out / text.replace(":", "_"))
-        g = module._grad_arrays()
-        if args.modules:
-            def call():
-                return module._grad(*arrays, *g, Xk, Tk)
-        else:
-            table = plan_table(p)
+        g = np.zeros(module._N_THETA, dtype=module.DTYPE)
+        plan = None if args.modules else (plan_table(p), p.arena_values)
 
-            def call():
-                return shared._backprop(table, p.arena_values, *arrays, *g, Xk, Tk)
+        def call():
+            return module._run(module.GRAD, theta, g, Xk, Tk, plan=plan)
+
         peak, secs = measure(call, args.repeats)
         if ref is None:  # the first strategy is the reference (checkpoint:1 keeps every layer)
-            ref, base_time = [a.copy() for a in g], secs
-            scale = max(float(np.abs(a).max()) for a in ref)
+            ref, base_time = g.copy(), secs
+            scale = float(np.abs(ref).max())
         predicted = p.peak_bytes
         err = peak / n / predicted - 1
-        gerr = max(float(np.abs(a - b).max()) for a, b in zip(g, ref)) / scale
+        gerr = float(np.abs(g - ref).max()) / scale
         failed |= abs(err) > 0.10 or gerr > 1e-12
         print(f"{text:<16} {p.resolved:<13} {p.forward_steps:>5} {predicted:>13} "
               f"{peak / n:>13.0f} {err:>+6.1%} {p.flops() * n / 1e9:>10.2f} {secs:>7.3f} "
               f"{secs / base_time:>8.2f} {p.flops() / base_flops:>8.2f} "
               f"{p.steps / base_steps:>8.2f} {gerr:>8.1e}",
               flush=True)
-    if args.store_kernel:
-        # the loop form's own kernel (not checkpointed): Numba's SSA pass recurses once per
-        # basic block, and its straight-line 64-layer _grad needs a deep recursion
-        sys.setrecursionlimit(max(sys.getrecursionlimit(), 100_000))
-        t0 = time.perf_counter()
-        store = symnet.compile(deep_spec(args.depth, args.width), out / "store")
-        g = store._grad_arrays()
-        try:
-            peak, secs = measure(lambda: store._grad(*arrays, *g, Xk, Tk), args.repeats)
-        except RecursionError:
-            print("store (loop)     the loop form's own kernel failed to compile "
-                  "(RecursionError in Numba)")
-        else:
-            gerr = max(float(np.abs(a - b).max()) for a, b in zip(g, ref)) / scale
-            print(f"{'store (loop)':<16} {'-':<13} {args.depth - 1:>5} {'-':>13} "
-                  f"{peak / n:>13.0f} {'-':>6} {'-':>10} {secs:>7.3f} "
-                  f"{secs / base_time:>8.2f} {'-':>8} {'-':>8} {gerr:>8.1e}  "
-                  f"(compiled in {time.perf_counter() - t0:.0f} s)")
     return 1 if failed else 0
 
 

@@ -133,20 +133,26 @@ def spec_dict(w):
 
 
 def kernel_facts(module):
-    """What the generated kernels look like: the form, _grad's decorator, and whether the
-    elementwise functions are libm calls (np.tanh, np.exp) or pure-arithmetic float32 ones."""
-    src = Path(module.__file__).read_text()
+    """What the generated kernels look like: the form, the kernel's decorator, how many
+    matrix products go to _gemm and to np.dot, and whether the elementwise functions are libm
+    calls (np.tanh, np.exp) or pure-arithmetic float32 ones. A loop-form module's kernels are
+    in its kernel file (KERNEL_FILE); its products are counted per layer from its layout."""
+    loop = hasattr(module, "KERNEL_FILE")
+    src = Path(module.KERNEL_FILE if loop else module.__file__).read_text()
     lines = src.splitlines()
-    grad = next(i for i, line in enumerate(lines) if line.startswith("def _grad("))
+    kernel = "def _run(" if loop else "def _grad("
+    grad = next(i for i, line in enumerate(lines) if line.startswith(kernel))
     libm = sorted({f for f in ("np.tanh(", "np.exp(", "np.log(", "np.logaddexp(", "np.log1p(")
                    if f in src})
-    return {"mode": module.MODE, "decorator": lines[grad - 1].strip(),
-            # call sites in the kernels' code (the same product appears in _forward, _loss
-            # and _grad_rows)
-            "products": {"_gemm": sum(ln.strip().startswith(("_gemm(", "_gemm_bias("))
-                                      for ln in lines),
-                         "np.dot": sum(ln.strip().startswith("np.dot(") or "= np.dot(" in ln
-                                       for ln in lines)},
+    if loop:  # per layer: the forward product, dE/dW, and delta<l-1> (not for layer 1)
+        k, layout = module._kernels, module._LAYOUT[1:]
+        gemm = [row[c] for i, row in enumerate(layout)
+                for c in (k.GEMM_FORWARD, k.GEMM_BACKWARD, k.GEMM_BACKWARD)[:3 if i else 2]]
+        products = {"_gemm": int(sum(gemm)), "np.dot": len(gemm) - int(sum(gemm))}
+    else:
+        products = {"_gemm": 0, "np.dot": sum(ln.strip().startswith("np.dot(")
+                                              or "= np.dot(" in ln for ln in lines)}
+    return {"mode": module.MODE, "decorator": lines[grad - 1].strip(), "products": products,
             "libm_calls": [f[:-1] for f in libm],
             "float32_helpers": sorted({w.split("(")[0] for w in src.split()
                                        if w.startswith(("_tanh32(", "_exp32(", "_log32(",

@@ -295,8 +295,7 @@ def render_module(spec: Spec, info: KernelInfo, p: Plan, *, version: str, spec_f
         offsets[a.name] = (at, size)
         at += size
     delta_at = {i: p.deltas[(depth - i) % 2].offset for i in range(1, depth + 1)}
-    layout = [TableRow((max(layer.units for layer in layers),) + (0,) * (len(COLUMNS) - 1),
-                       "row 0: the widest layer's units (the kernel's work buffer)")]
+    layout = [TableRow((0,) * len(COLUMNS), "row 0 unused: layers count from 1")]
     docs = []
     units_in = spec.network.inputs
     for number, layer in enumerate(layers, start=1):

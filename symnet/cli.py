@@ -111,6 +111,9 @@ def _compile(args) -> int:
         else:
             how = "per-thread layer loops"
         print(f"  form        loop ({how}), dtype {spec.codegen.dtype}")
+        if compiled.kernel_info is not None:
+            print(f"  kernels     {out_dir / compiled.kernel_info.name}.py (shared by every "
+                  f"network of these kinds: Numba compiles it once)")
         if spec.codegen.strategy != "store":
             from codegen.checkpoint import make_plan
 

@@ -117,3 +117,30 @@ def test_the_next_network_of_a_sweep_needs_no_sympy(tmp_path):
         assert run.returncode == 0, run.stderr
     assert runs[0].stdout.split() == ["True", "True"]  # the first one lowers with sympy
     assert runs[1].stdout.split() == ["False", "True"]
+
+
+def test_params_views_into_theta_and_their_copies(tmp_path):
+    """init_params' arrays are views into one flat array that the kernels update in place
+    without a copy; a deep copy, or a dict with entries swapped, goes through the packing
+    path and gets the same numbers."""
+    import copy
+
+    spec = _spec([4, 4, 4], name="views")  # W2 and W3 are both 4 x 4: they can be swapped
+    m = symnet.compile(spec, tmp_path)
+    rng = np.random.default_rng(4)
+    X, T = rng.normal(size=(7, 3)), rng.normal(size=(7, 2))
+    p = m.init_params(seed=3)
+    assert all(a.base is p.theta for a in p.values())
+    q = copy.deepcopy(p)
+    plain = {k: v.copy() for k, v in p.items()}
+    W1 = p["W1"]
+    for params in (p, q, plain):
+        m.fit(params, X, T, 3, lr=0.1)
+    assert p["W1"] is W1 and not np.array_equal(W1, m.init_params(seed=3)["W1"])
+    for k in p:
+        np.testing.assert_array_equal(q[k], p[k])
+        np.testing.assert_array_equal(plain[k], p[k])
+    swapped = m.init_params(seed=3)
+    swapped["W2"], swapped["W3"] = swapped["W3"], swapped["W2"]
+    E = m.loss(swapped, X, T)
+    assert E == pytest.approx(ref_loss(spec, dict(swapped), X, T), rel=1e-12)

@@ -127,21 +127,18 @@ def kernel_source(spec: Spec, program, *, version: str) -> tuple[KernelInfo, str
         "gemm_max": GEMM_MAX,
         "loss_formula": program.loss_formula,
         "out_forward": _block(out.forward, called),
-        "out_loss": _block(out.loss_steps, called),
         "out_grad": _block(out.grad_steps, called),
         "out_names": [s.name for s in out.outs],
         "loss_name": out.loss.name,
         "delta_names": [s.name for s in out.deltas],
         "net_loads": {"forward": _used(out.forward, out.nets),
-                      "loss": _used(out.loss_steps, out.nets),
                       "grad": _used(out.grad_steps, out.nets)},
-        "target_loads": {"loss": _used(out.loss_steps, out.targets),
-                         "grad": _used(out.grad_steps, out.targets)},
+        "target_loads": {"grad": _used(out.grad_steps, out.targets)},
         "weight_decay": weight_decay,
         "weight_decay_grad": weight_decay_grad,
     })
     printed = [k.out for k in kinds] + [k.derivative for k in kinds] + [
-        line.code for block in ("out_forward", "out_loss", "out_grad") for line in ctx[block]]
+        line.code for block in ("out_forward", "out_grad") for line in ctx[block]]
     ctx["uses_math"] = any("math." in code for code in printed)
     ctx["helpers_called"] = spec.codegen.dtype == "float32"
     text = render("cpu/kernels.py.jinja", ctx)

@@ -26,9 +26,9 @@ from pathlib import Path
 from symnet.checkpoint import Plan, plan
 from symnet.spec import Spec
 
-from .checkpoint import plan_rows
-from .cpu import _X, Line, base_context
-from .loop import GEMM_MAX, use_gemm
+from .checkpoint import plan_rows, widths
+from .cpu import _X, base_context
+from .loop import GEMM_MAX, _block, use_gemm
 from .writer import generator_sha256, render, write_if_changed
 
 KERNEL_PREFIX = "symnet_kernels_"
@@ -87,11 +87,6 @@ def _kinds(program, printer) -> tuple[tuple[ActivationKind, ...], dict[str, int]
     order = sorted(by_code)
     return (tuple(by_code[key] for key in order),
             {act: order.index(key) for act, key in described.items()})
-
-
-def _block(steps, printer) -> list[Line]:
-    return [Line(a.lhs.name, printer.doprint(a.rhs), a.comment if a.role in
-                 ("temp", "shift") else "") for a in steps]
 
 
 def _used(steps, symbols):
@@ -159,9 +154,8 @@ def _gemm_flags(spec: Spec, units: int, units_in: int) -> tuple[bool, bool]:
 
 def uses_gemm(spec: Spec) -> bool:
     """Whether some product of the network runs through _gemm (then the kernel file has it)."""
-    widths = (spec.network.inputs, *(layer.units for layer in spec.network.layers))
-    return any(any(_gemm_flags(spec, widths[i], widths[i - 1]))
-               for i in range(1, len(widths)))
+    w = widths(spec)
+    return any(any(_gemm_flags(spec, w[i], w[i - 1])) for i in range(1, len(w)))
 
 
 def kinds_key(spec: Spec, version: str) -> str:
@@ -218,10 +212,6 @@ def with_net(spec: Spec, info: KernelInfo) -> tuple[bool, ...]:
     return tuple(i < len(layers) - 1
                  and info.kinds[info.kind_of[layer.activation.describe()]].uses_z
                  for i, layer in enumerate(layers))
-
-
-def widths(spec: Spec) -> tuple[int, ...]:
-    return (spec.network.inputs, *(layer.units for layer in spec.network.layers))
 
 
 def network_plan(spec: Spec, info: KernelInfo) -> Plan:

@@ -4,6 +4,7 @@ process); and, marked `gpu`, the real kernels when a GPU is present."""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -32,15 +33,27 @@ def _spec(**codegen):
 # -- the kernels, simulated ---------------------------------------------------------------------
 
 
-def test_kernels_match_the_cpu_module_under_the_simulator(tmp_path):
-    """Runs tests/cuda_sim_cases.py with NUMBA_ENABLE_CUDASIM=1 in its own process."""
+SIM_CASES = ROOT / "tests" / "cuda_sim_cases.py"
+# each case in its own process, so that the test processes share them out
+SIMULATED = [node.name for node in ast.parse(SIM_CASES.read_text("utf-8")).body
+             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")]
+
+
+@pytest.mark.parametrize("case", SIMULATED)
+def test_kernels_match_the_cpu_module_under_the_simulator(case, tmp_path):
+    """Runs one case of tests/cuda_sim_cases.py with NUMBA_ENABLE_CUDASIM=1 in its own
+    process."""
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp",
-         str(tmp_path / "sim"), str(ROOT / "tests" / "cuda_sim_cases.py")],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+         "--basetemp", str(tmp_path / "sim"), f"{SIM_CASES}::{case}"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    assert " passed" in result.stdout and "skipped" not in result.stdout
+    assert "1 passed" in result.stdout and "skipped" not in result.stdout
+
+
+def test_every_simulated_case_is_run():
+    assert len(SIMULATED) >= 7 and "test_lecture_example" in SIMULATED
 
 
 # -- the kernels, typed and lowered for the CUDA target (no GPU needed) -------------------------

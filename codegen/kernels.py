@@ -267,10 +267,11 @@ def forward_plan(spec: Spec, nets: tuple[bool, ...]) -> tuple[list[TableRow], in
 
 
 def render_module(spec: Spec, info: KernelInfo, p: Plan, *, version: str, spec_file: str,
-                  checkpoint_summary: dict | None = None) -> str:
+                  checkpoint_summary: dict | None = None, kernel_dir: str | None = None) -> str:
     """The generated module of the CPU loop form: header, parameters, the network as tables
     (layout, plan, forward plan, segments, the optimizer's numbers) and the API, which calls
-    the kernel file `info.name`."""
+    the kernel file `info.name`, found beside the module or else in `kernel_dir` (an absolute
+    path, recorded as KERNEL_DIR; None: beside the module only)."""
     ctx = base_context(spec, version=version, spec_file=spec_file, mode="loop")
     layers = spec.network.layers
     depth = len(layers)
@@ -315,6 +316,7 @@ def render_module(spec: Spec, info: KernelInfo, p: Plan, *, version: str, spec_f
              else 0.0)
     ctx.update({
         "kernel": info.name,
+        "kernel_dir_literal": repr(kernel_dir),
         "uses_gemm": any(row.values[6] or row.values[7] for row in layout[1:]),
         "tables": {
             "layout": layout,

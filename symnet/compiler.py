@@ -46,6 +46,9 @@ class Compiled:
     # kernel file, named by its text's hash and shared by every network of the same kinds
     kernels: tuple[tuple[str, str], ...] = ()
     kernel_info: Any = None  # the loop form's codegen.kernels.KernelInfo
+    # where `kernels` go when not beside the module (an absolute path, recorded in the module
+    # as KERNEL_DIR): a folder of kernel files shared by modules written in several folders
+    kernel_dir: str | None = None
 
     @property
     def module_name(self) -> str:
@@ -121,13 +124,16 @@ def check_size(spec: Spec) -> None:
 
 def build(spec, strategy: str | None = None, dtype: str | None = None,
           mode: str | None = None, target: str = "cpu", cuda_config=None,
-          kernel_dir: str | os.PathLike | None = None) -> Compiled:
+          kernel_dir: str | os.PathLike | None = None,
+          out_dir: str | os.PathLike | None = None) -> Compiled:
     """Run every stage and render the module's source (nothing is written).
     `spec` is a Spec, a path to a TOML file or a dict. `target` is "cpu" or "cuda" (the
     same pipeline, rendered by codegen/cuda; `cuda_config` is its CudaConfig).
     `kernel_dir`: where the CPU loop form's kernel files are; when one for this network's
     kinds is there already, with its KernelInfo, the module is rendered from that without
-    lowering anything (`program` is then None)."""
+    lowering anything (`program` is then None). `out_dir`: the folder the module will be
+    written to; when `kernel_dir` is another one, the module records it (KERNEL_DIR) and loads
+    its kernel file from there when the file is not beside it."""
     from codegen.cpu import context
     from codegen.writer import render
 
@@ -140,6 +146,10 @@ def build(spec, strategy: str | None = None, dtype: str | None = None,
         from codegen.kernels import kernel_source, load_info, render_module
 
         info = load_info(kernel_dir, spec, __version__) if kernel_dir is not None else None
+        shared = None
+        if kernel_dir is not None and out_dir is not None \
+                and Path(kernel_dir).resolve() != Path(out_dir).resolve():
+            shared = str(Path(kernel_dir).resolve())
         loop_program = kernels = None
         if info is None:
             from .loop import lower_loop
@@ -150,9 +160,9 @@ def build(spec, strategy: str | None = None, dtype: str | None = None,
         p = loop_plan(spec, info)
         summary = plan_summary(spec, p) if spec.codegen.strategy != "store" else None
         source = render_module(spec, info, p, version=__version__, spec_file=spec_file,
-                               checkpoint_summary=summary)
+                               checkpoint_summary=summary, kernel_dir=shared)
         return Compiled(spec, loop_program, None, source, "loop", kernels=kernels or (),
-                        kernel_info=info)
+                        kernel_info=info, kernel_dir=shared)
     if mode == "loop":
         from codegen.cuda import render_loop
 
@@ -196,15 +206,20 @@ def module_path(spec: Spec, out_dir: str | os.PathLike, target: str = "cpu") -> 
 
 
 def write(compiled: Compiled, out_dir: str | os.PathLike) -> Path:
+    """Write the module into out_dir, and its kernel file with its KernelInfo beside it, or
+    into the module's shared kernel folder (`Compiled.kernel_dir`). Returns the module's path."""
     from codegen.writer import write_if_changed
 
     path = module_path(compiled.spec, out_dir, compiled.target)
+    kernel_dir = Path(compiled.kernel_dir or out_dir)
+    if compiled.kernels:
+        kernel_dir.mkdir(parents=True, exist_ok=True)
     for name, text in compiled.kernels:  # first: the module imports them
-        write_if_changed(Path(out_dir) / f"{name}.py", text)
+        write_if_changed(kernel_dir / f"{name}.py", text)
     if compiled.kernels and compiled.kernel_info is not None:
         from codegen.kernels import save_info
 
-        save_info(out_dir, compiled.spec, __version__, compiled.kernel_info)
+        save_info(kernel_dir, compiled.spec, __version__, compiled.kernel_info)
     write_if_changed(path, compiled.source)
     return path
 
@@ -261,8 +276,17 @@ def is_current(path: str | os.PathLike, spec: Spec) -> bool:
     recorded = recorded_header(path)
     if not recorded or any(recorded.get(k) != v for k, v in expected_header(spec).items()):
         return False
-    kernel = recorded.get("KERNEL_MODULE")  # the loop form's kernel file, beside it
-    return kernel is None or (Path(path).parent / f"{ast.literal_eval(kernel)}.py").is_file()
+    kernel = recorded.get("KERNEL_MODULE")  # the loop form's kernel file: beside it, or in
+    if kernel is None:  # the shared kernel folder it records
+        return True
+    name = f"{ast.literal_eval(kernel)}.py"
+    if (Path(path).parent / name).is_file():
+        return True
+    try:
+        shared = ast.literal_eval(recorded.get("KERNEL_DIR", "None"))
+    except (ValueError, SyntaxError):
+        return False
+    return isinstance(shared, str) and (Path(shared) / name).is_file()
 
 
 def import_module(path: Path, name: str):
@@ -274,8 +298,18 @@ def import_module(path: Path, name: str):
     return module
 
 
+# the templates' compiled code (Jinja2's bytecode cache), a folder inside the kernel folder
+TEMPLATE_CACHE = "__templatecache__"
+
+
+def kernel_folder(out_dir: str | os.PathLike, kernel_dir=None) -> Path:
+    """Where the loop form's kernel files go: `kernel_dir`, else $SYMNET_KERNEL_DIR, else the
+    module's own folder."""
+    return Path(kernel_dir or os.environ.get("SYMNET_KERNEL_DIR") or out_dir)
+
+
 def compile(spec, out_dir=None, *, strategy=None, dtype=None, mode=None,  # noqa: A001
-            target="cpu"):
+            target="cpu", kernel_dir=None):
     """Compile a spec (a path, a dict or a Spec) and import the generated module (target
     "cuda": the numba.cuda module, <name>_cuda).
 
@@ -283,10 +317,20 @@ def compile(spec, out_dir=None, *, strategy=None, dtype=None, mode=None,  # noqa
     header records this spec's SHA-256, file name, dtype, strategy and form and this symnet's
     version and generator hash (`is_current`); otherwise the module is built and written again
     (atomically, so that processes compiling the same spec at once each import a complete
-    module)."""
+    module).
+
+    The CPU loop form's kernel file (one per kind of network, named by its text's hash) goes
+    into `kernel_dir`, else $SYMNET_KERNEL_DIR, else beside the module: a shared kernel folder
+    lets modules written in several folders (a sweep's points, a test suite) compile each kind
+    of network once per machine."""
     spec = with_overrides(as_spec(spec), strategy=strategy, dtype=dtype, mode=mode)
     check_target(spec, target)
     path = module_path(spec, out_dir if out_dir is not None else default_out_dir(), target)
     if not is_current(path, spec):
-        path = write(build(spec, target=target, kernel_dir=path.parent), path.parent)
+        from codegen.writer import use_bytecode_cache
+
+        kdir = kernel_folder(path.parent, kernel_dir)
+        use_bytecode_cache(kdir / TEMPLATE_CACHE)
+        path = write(build(spec, target=target, kernel_dir=kdir, out_dir=path.parent),
+                     path.parent)
     return import_module(path, path.stem)

@@ -1,10 +1,15 @@
 """Shared test plumbing: any test taking a `bad_spec` argument runs once per file of
-tests/bad_specs/ (see BadSpec for the file format)."""
+tests/bad_specs/ (see BadSpec for the file format); every test compiles the loop form's kernel
+files into one folder shared by all workers of the run ($SYMNET_KERNEL_DIR), so that each kind
+of network is compiled by Numba once per run, not once per test."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 BAD_SPECS = Path(__file__).resolve().parent / "bad_specs"
 
@@ -44,3 +49,22 @@ def pytest_generate_tests(metafunc):
     if "bad_spec" in metafunc.fixturenames:
         corpus = bad_specs()
         metafunc.parametrize("bad_spec", corpus, ids=[c.path.stem for c in corpus])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_kernel_dir(tmp_path_factory):
+    """One kernel folder for the run: beside the workers' own temporary folders under
+    pytest-xdist (their common parent), inside the run's folder otherwise. Tests that check
+    where kernel files go without it remove the variable with monkeypatch."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    folder = base / "kernels"
+    folder.mkdir(exist_ok=True)
+    old = os.environ.get("SYMNET_KERNEL_DIR")
+    os.environ["SYMNET_KERNEL_DIR"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("SYMNET_KERNEL_DIR", None)
+    else:
+        os.environ["SYMNET_KERNEL_DIR"] = old

@@ -45,14 +45,14 @@ def test_the_kernel_text_depends_on_the_kinds_only():
 
 
 def test_a_network_of_known_kinds_is_rendered_without_lowering(tmp_path, monkeypatch):
-    first = symnet.compile(_spec([8, 8]), tmp_path)
+    first = symnet.compile(_spec([8, 8]), tmp_path, kernel_dir=tmp_path)
 
     def refuse(*args, **kwargs):
         raise AssertionError("lowered again")
 
     monkeypatch.setattr(symnet.loop, "lower_loop", refuse)
     spec = _spec([5, 9, 6], lr=0.2, name="kinds2")  # a layer 9 wide: _gemm, as [8, 8]
-    second = symnet.compile(spec, tmp_path)
+    second = symnet.compile(spec, tmp_path, kernel_dir=tmp_path)
     assert second.KERNEL_MODULE == first.KERNEL_MODULE
     assert second._kernels is first._kernels  # one module object, one compiled function
     assert len(list(tmp_path.glob("symnet_kernels_*.py"))) == 1
@@ -67,12 +67,48 @@ def test_a_network_of_known_kinds_is_rendered_without_lowering(tmp_path, monkeyp
 
 
 def test_a_damaged_kernel_info_is_rebuilt(tmp_path):
-    symnet.compile(_spec([8, 8]), tmp_path)
+    symnet.compile(_spec([8, 8]), tmp_path, kernel_dir=tmp_path)
     (info,) = tmp_path.glob("symnet_kinds_*.json")
     info.write_text('{"name": "symnet_kernels_../../evil"}', encoding="utf-8")
-    m = symnet.compile(_spec([4], name="kinds3"), tmp_path)
+    m = symnet.compile(_spec([4], name="kinds3"), tmp_path, kernel_dir=tmp_path)
     assert m.KERNEL_MODULE.startswith("symnet_kernels_") and ".." not in m.KERNEL_MODULE
     assert m.forward(m.init_params(), np.ones((2, 3))).shape == (2, 2)
+
+
+def test_a_shared_kernel_folder(tmp_path, monkeypatch):
+    """Modules written into two folders share one kernel file in a third: the module records
+    the folder (KERNEL_DIR), is current while the file is there, and says what is missing
+    when it is not."""
+    monkeypatch.delenv("SYMNET_KERNEL_DIR", raising=False)
+    shared = tmp_path / "kernels"
+    a = symnet.compile(_spec([8, 8], name="shared_a"), tmp_path / "a", kernel_dir=shared)
+    monkeypatch.setenv("SYMNET_KERNEL_DIR", str(shared))  # the variable: the same folder
+    b = symnet.compile(_spec([9], name="shared_b"), tmp_path / "b")
+    assert a.KERNEL_DIR == b.KERNEL_DIR == str(shared.resolve())
+    assert a.KERNEL_MODULE == b.KERNEL_MODULE
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) in (
+        ["shared_b.py"], ["__pycache__", "shared_b.py"])  # no kernel file beside it
+    kernel = shared / f"{a.KERNEL_MODULE}.py"
+    assert kernel.is_file() and len(list(shared.glob("symnet_kinds_*.json"))) == 1
+    assert b.forward(b.init_params(), np.ones((2, 3))).shape == (2, 2)
+    spec_b = symnet.compiler.as_spec(_spec([9], name="shared_b"))
+    assert symnet.compiler.is_current(tmp_path / "b" / "shared_b.py", spec_b)
+    kernel.unlink()
+    assert not symnet.compiler.is_current(tmp_path / "b" / "shared_b.py", spec_b)
+    module_file = str(tmp_path / "b" / "shared_b.py")
+    code = textwrap.dedent(f"""\
+        import importlib.util, sys
+        where = importlib.util.spec_from_file_location("shared_b", {module_file!r})
+        m = importlib.util.module_from_spec(where)
+        where.loader.exec_module(m)
+        m.forward(m.init_params(), __import__("numpy").ones((2, 3)))
+        """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert run.returncode != 0
+    assert f"{a.KERNEL_MODULE}.py is neither beside it nor in KERNEL_DIR" in run.stderr
+    again = symnet.compile(_spec([9], name="shared_b"), tmp_path / "b")  # written again
+    assert kernel.is_file() and again.KERNEL_MODULE == a.KERNEL_MODULE
 
 
 def test_every_entry_point_runs_one_compiled_function(tmp_path):
@@ -95,18 +131,23 @@ def test_every_entry_point_runs_one_compiled_function(tmp_path):
 def test_the_next_network_of_a_sweep_needs_no_sympy(tmp_path):
     """In a new process, a network that differs from one compiled before only in its widths,
     depth and learning rate is rendered from the saved KernelInfo: sympy is never imported,
-    and the kernel comes from Numba's cache."""
+    the templates' code comes from the template cache and the kernel from Numba's cache."""
     code = textwrap.dedent("""\
         import sys
+        import jinja2
         import numpy as np
         import symnet
+        compiled = []  # templates compiled in this process (not loaded from the cache)
+        original = jinja2.Environment.compile
+        jinja2.Environment.compile = lambda *a, **k: compiled.append(1) or original(*a, **k)
         spec = {spec!r}
         m = symnet.compile(spec, {out!r})
         p = m.init_params()
         losses = m.fit(p, np.ones((4, 3)), np.zeros((4, 2)), 2)
-        print("sympy" in sys.modules, losses[1] < losses[0])
+        print("sympy" in sys.modules, losses[1] < losses[0], len(compiled) > 0)
         """)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("SYMNET_KERNEL_DIR", None)  # the kernel file beside the modules, new to this test
     runs = []
     for widths, lr in (([8, 8], 0.05), ([5, 9, 6], 0.2)):
         script = code.format(spec=_spec(widths, lr=lr, name=f"sweep{len(widths)}"),
@@ -115,8 +156,9 @@ def test_the_next_network_of_a_sweep_needs_no_sympy(tmp_path):
                                    text=True, env=env, timeout=600))
     for run in runs:
         assert run.returncode == 0, run.stderr
-    assert runs[0].stdout.split() == ["True", "True"]  # the first one lowers with sympy
-    assert runs[1].stdout.split() == ["False", "True"]
+    # the first one lowers with sympy and compiles the templates
+    assert runs[0].stdout.split() == ["True", "True", "True"]
+    assert runs[1].stdout.split() == ["False", "True", "False"]
 
 
 def test_params_views_into_theta_and_their_copies(tmp_path):

@@ -68,3 +68,28 @@ def shared_kernel_dir(tmp_path_factory):
         os.environ.pop("SYMNET_KERNEL_DIR", None)
     else:
         os.environ["SYMNET_KERNEL_DIR"] = old
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fail-on-skip", action="store_true",
+                     help="count every skip as a failure, except a gpu-marked test's (CI's "
+                          "extras step: every optional extra is installed there)")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and item.config.getoption("--fail-on-skip") \
+            and item.get_closest_marker("gpu") is None:
+        report.outcome = "failed"
+        report.longrepr = f"skipped under --fail-on-skip: {report.longrepr}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and collector.config.getoption("--fail-on-skip"):
+        report.outcome = "failed"
+        report.longrepr = f"module skipped under --fail-on-skip: {report.longrepr}"

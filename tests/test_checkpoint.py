@@ -346,6 +346,7 @@ def test_inspect_tradeoff_table():
     assert rows["store"][5] == "56" and rows["recompute"][5] == "16"
 
 
+@pytest.mark.extra
 def test_inspect_plot_writes_a_png(tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "tradeoff.png"

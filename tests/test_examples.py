@@ -94,6 +94,7 @@ def test_backprop_trace_core(backprop_result):
     assert len(lines) == 1 + 3 + 1 + 1
 
 
+@pytest.mark.extra
 def test_the_examples_draw_their_pngs(tmp_path, classification_result, activations_result,
                                       depth_result, backprop_result):
     pytest.importorskip("matplotlib")  # the plot extra; the cores above run without it

@@ -152,8 +152,19 @@ def base_context(spec: Spec, *, version: str, spec_file: str, mode: str) -> dict
                    for ln, layer in enumerate(spec.network.layers, start=1)],
         "loss_kind": spec.loss.kind,
         "reduction": spec.loss.reduction,
+        "out_activation": spec.network.layers[-1].activation.describe(),
+        "predict_kind": predict_kind(spec),
         **optimizer_context(spec, args),
     }
+
+
+def predict_kind(spec: Spec) -> str:
+    """What the module's predict returns: "argmax" (a softmax output: class indices),
+    "threshold" (one sigmoid output: 0/1) or "outputs" (anything else: the outputs)."""
+    out = spec.network.layers[-1].activation.name
+    if out == "softmax":
+        return "argmax"
+    return "threshold" if out == "sigmoid" and spec.network.outputs == 1 else "outputs"
 
 
 @dataclass(frozen=True)

@@ -268,6 +268,9 @@ def _add_teaching_commands(sub) -> None:
     t.add_argument("--trace-out", metavar="FILE.npz", help="save the trace: loss, grad_norm "
                    "and each parameter per epoch")
     t.add_argument("--params-out", metavar="FILE.npz", help="save the trained parameters")
+    t.add_argument("--save", metavar="FILE.npz", help="save the trained parameters and the "
+                   "optimizer's state with the spec's SHA-256 (the module's save; read it back "
+                   "with the module's load)")
     t.add_argument("--plot", metavar="FILE.png", help="plot the loss, the weights and the "
                    "gradient norms (needs matplotlib)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -305,15 +308,16 @@ def _train(args) -> int:
     if args.seed is not None and not 0 <= args.seed < 2**32:
         raise SymnetError(f"--seed: expected an integer in [0, 2**32), got {args.seed}")
     for flag, path in (("--trace-out", args.trace_out), ("--params-out", args.params_out),
-                       ("--plot", args.plot)):
+                       ("--save", args.save), ("--plot", args.plot)):
         if path is not None and not Path(path).resolve().parent.is_dir():
             raise SymnetError(f"{flag}: expected a file in an existing directory, got {path}")
     if args.plot:
         require_matplotlib()
     module = compile_spec(spec, args.out_dir)
     params = module.init_params(spec.init.seed if args.seed is None else args.seed)
+    state = module.init_state()
     trace = train(module, params, X, T, args.epochs, lr=args.lr, batch_size=args.batch_size,
-                  seed=args.seed or 0, spec=spec, progress=not args.no_progress)
+                  seed=args.seed or 0, state=state, spec=spec, progress=not args.no_progress)
     final = module.loss(params, X, T)
     print(f"{spec.name}: {args.epochs} epochs on {X.shape[0]} samples; loss {trace['loss'][0]:.6g}"
           f" -> {final:.6g}")
@@ -326,6 +330,9 @@ def _train(args) -> int:
     if args.params_out:
         np.savez(args.params_out, **params)
         print(f"  parameters -> {args.params_out}")
+    if args.save:
+        module.save(args.save, params, state)
+        print(f"  parameters and optimizer state -> {args.save}")
     if args.plot:
         plot_trace(trace, args.plot, title=f"{spec.name}: {args.epochs} epochs")
         print(f"  plot -> {args.plot}")

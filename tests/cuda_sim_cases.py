@@ -117,6 +117,13 @@ def test_lecture_example(tmp_path):
     assert p["b1"] == 0.35 and p["b2"] == 0.60  # update = ["weights"]
     _check_all(cpu, gpu, *_data(cpu), tol=1e-10)
     _check_argument_errors(cpu, gpu)
+    # predict (two sigmoid outputs: the outputs), and a file saved by one loaded by the other
+    Xs = _data(cpu, n=5)[0]
+    _close(gpu.predict(p, Xs), cpu.predict(p, Xs), 1e-12)
+    gpu.save(tmp_path / "p.npz", p)
+    q = cpu.load(tmp_path / "p.npz")
+    for k in p:
+        np.testing.assert_array_equal(q[k], p[k])
 
 
 def _scalar_spec(name, **extra):

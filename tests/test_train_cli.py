@@ -30,12 +30,13 @@ def one_line_error(proc) -> str:
     return proc.stderr
 
 
-def test_train_writes_trace_params_and_plot(tmp_path):
-    pytest.importorskip("matplotlib")
+def test_train_writes_trace_and_params(tmp_path):
+    """The whole command without the plot extra: the lecture's numbers in the trace, the
+    parameters file, the summary line, and no plot or progress bar asked for."""
     data = tmp_path / "d.npz"
     np.savez(data, X=np.array([[0.05, 0.10]]), T=np.array([[0.01, 0.99]]))
     out = run(MAZUR, "--data", data, "--epochs", 30, "--trace-out", tmp_path / "tr.npz",
-              "--params-out", tmp_path / "p.npz", "--plot", tmp_path / "loss.png",
+              "--params-out", tmp_path / "p.npz", "--save", tmp_path / "run.npz",
               "-o", tmp_path / "build", "--no-progress")
     assert out.returncode == 0, out.stderr
     tr = np.load(tmp_path / "tr.npz")
@@ -47,8 +48,27 @@ def test_train_writes_trace_params_and_plot(tmp_path):
     p = np.load(tmp_path / "p.npz")
     assert p["b1"] == 0.35  # update = ["weights"]
     assert not np.allclose(p["W2"], tr["W2"][0])
-    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "30 epochs on 1 samples" in out.stdout
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["build", "d.npz", "p.npz", "run.npz",
+                                                          "tr.npz"]
+    net = symnet.compile(MAZUR, tmp_path / "build")  # the module train compiled, reused
+    saved = net.load(tmp_path / "run.npz")
+    for k in ("W1", "b1", "W2", "b2"):
+        np.testing.assert_array_equal(saved[k], p[k])
+
+
+@pytest.mark.extra
+def test_train_draws_the_loss_plot_and_a_progress_bar(tmp_path):
+    """The plot extra (matplotlib) and the progress extra (tqdm)."""
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("tqdm")
+    data = tmp_path / "d.npz"
+    np.savez(data, X=np.array([[0.05, 0.10]]), T=np.array([[0.01, 0.99]]))
+    out = run(MAZUR, "--data", data, "--epochs", 30, "--plot", tmp_path / "loss.png",
+              "-o", tmp_path / "build")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "30/30" in out.stderr and "epoch" in out.stderr  # tqdm's bar, on stderr
 
 
 @pytest.mark.parametrize("arrays, expected", [

@@ -154,6 +154,10 @@ def base_context(spec: Spec, *, version: str, spec_file: str, mode: str) -> dict
         "reduction": spec.loss.reduction,
         "out_activation": spec.network.layers[-1].activation.describe(),
         "predict_kind": predict_kind(spec),
+        # fit's validation metric, accuracy (templates/common/accuracy.jinja): 1 for a
+        # softmax output, 2 for sigmoid outputs, 0 (none) otherwise
+        "metric_kind": {"softmax": 1, "sigmoid": 2}.get(
+            spec.network.layers[-1].activation.name, 0),
         **optimizer_context(spec, args),
     }
 

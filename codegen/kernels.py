@@ -109,7 +109,7 @@ def kernel_source(spec: Spec, program, *, version: str) -> tuple[KernelInfo, str
     kinds, kind_of = _kinds(program, printer)
     ctx = {key: base[key] for key in (
         "dtype", "njit", "zero", "mean", "reduction", "optimizer", "optimizer_title",
-        "use_momentum", "nesterov", "fastmath32")}
+        "use_momentum", "nesterov", "fastmath32", "metric_kind")}
     weight_decay = printer.doprint(program.decay) if program.decay is not None else None
     weight_decay_grad = (printer.doprint(program.decay_grad)
                          if program.decay_grad is not None else None)
@@ -313,7 +313,8 @@ def render_module(spec: Spec, info: KernelInfo, p: Plan, *, version: str, spec_f
              float({"none": 0, "step": 1, "exponential": 2}[decay[0]]),
              float(decay[1]) if decay[0] == "step" else 0.0,
              float(decay[2] if decay[0] == "step" else decay[1]) if decay[0] != "none"
-             else 0.0)
+             else 0.0,
+             0.0)  # MIN_DELTA: set per call by fit with validation data
     ctx.update({
         "kernel": info.name,
         "kernel_dir_literal": repr(kernel_dir),

@@ -149,6 +149,7 @@ def test_scalar_adam_weight_decay_float64(tmp_path):
     cpu, gpu = _pair(_scalar_spec("sc64"), tmp_path)
     X, T = _data(cpu)
     _check_all(cpu, gpu, X, T, tol=1e-10)
+    _check_validation(cpu, gpu, X, T, tol=1e-10)
 
 
 def test_scalar_momentum_float32(tmp_path):
@@ -197,6 +198,7 @@ def test_loop_softmax_weight_decay_adam(tmp_path):
     assert cpu.MODE == gpu.MODE == "loop"
     _check_all(cpu, gpu, *_data(cpu, kind="onehot"), tol=1e-10)
     _check_device_inputs(cpu, gpu)
+    _check_validation(cpu, gpu, *_data(cpu, kind="onehot"), tol=1e-10)
 
 
 def test_loop_blockwise_reduction_unstaged(tmp_path):
@@ -217,6 +219,19 @@ def test_loop_float32(tmp_path):
     spec = _loop_spec("lp32", codegen={"mode": "loop", "dtype": "float32"})
     cpu, gpu = _pair(spec, tmp_path, config=THREADWISE)
     _check_all(cpu, gpu, *_data(cpu, kind="onehot"), tol=2e-4)
+
+
+def _check_validation(cpu, gpu, X, T, tol):
+    """fit with validation data and early stopping: the same history and parameters."""
+    Xv, Tv = X[:6], T[:6]
+    pc, pg = cpu.init_params(), gpu.init_params()
+    hc = cpu.fit(pc, X, T, 4, validation=(Xv, Tv), patience=1, min_delta=1e-3)
+    hg = gpu.fit(pg, X, T, 4, validation=(Xv, Tv), patience=1, min_delta=1e-3)
+    assert hg.keys() == hc.keys() and hg["epochs"] == hc["epochs"]
+    assert (hg["best_epoch"], hg["stopped_epoch"]) == (hc["best_epoch"], hc["stopped_epoch"])
+    for key in ("loss", "val_loss") + (("val_accuracy",) if "val_accuracy" in hc else ()):
+        _close(hg[key], hc[key], tol)
+    _params_close(pg, pc, tol)
 
 
 def _check_device_inputs(cpu, gpu):

@@ -54,20 +54,25 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture(scope="session", autouse=True)
 def shared_kernel_dir(tmp_path_factory):
     """One kernel folder for the run: beside the workers' own temporary folders under
-    pytest-xdist (their common parent), inside the run's folder otherwise. Tests that check
-    where kernel files go without it remove the variable with monkeypatch."""
+    pytest-xdist (their common parent), inside the run's folder otherwise; and a cache folder
+    there too, for modules compiled without an out_dir. Tests that check where kernel files go
+    without it remove the variable with monkeypatch."""
     base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         base = base.parent
     folder = base / "kernels"
     folder.mkdir(exist_ok=True)
-    old = os.environ.get("SYMNET_KERNEL_DIR")
+    cache = base / "cache"  # symnet.compile without out_dir (symnet.sklearn): not ~/.cache
+    cache.mkdir(exist_ok=True)
+    saved = {k: os.environ.get(k) for k in ("SYMNET_KERNEL_DIR", "SYMNET_CACHE_DIR")}
     os.environ["SYMNET_KERNEL_DIR"] = str(folder)
+    os.environ["SYMNET_CACHE_DIR"] = str(cache)
     yield folder
-    if old is None:
-        os.environ.pop("SYMNET_KERNEL_DIR", None)
-    else:
-        os.environ["SYMNET_KERNEL_DIR"] = old
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def pytest_addoption(parser):

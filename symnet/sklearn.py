@@ -256,6 +256,10 @@ class _BaseMLP(BaseEstimator):
             self.validation_scores_ = self.validation_scores_ + list(
                 self._scores(history, Tv))
             self.best_validation_score_ = max(self.validation_scores_)
+        elif self.n_iter_no_change >= self.max_iter:  # no stopping rule can stop it
+            losses = module.fit(params, X, T, self.max_iter, batch_size=batch, seed=seed,
+                                state=state)
+            history = {"loss": losses, "epochs": len(losses), "stopped_epoch": None}
         else:  # stop on the training loss, evaluated after each epoch
             history = module.fit(params, X, T, self.max_iter, batch_size=batch, seed=seed,
                                  state=state, validation=(X, T), patience=self.n_iter_no_change,

@@ -273,6 +273,15 @@ def _add_teaching_commands(sub) -> None:
                    "with the module's load)")
     t.add_argument("--plot", metavar="FILE.png", help="plot the loss, the weights and the "
                    "gradient norms (needs matplotlib)")
+    t.add_argument("--validation", metavar="FILE.npz", help="validation data (X and T, as "
+                   "--data): the validation loss and accuracy after each epoch")
+    t.add_argument("--validation-fraction", type=float, metavar="F", help="hold out this "
+                   "fraction of --data (seeded by --seed) as the validation data")
+    t.add_argument("--patience", type=int, metavar="N", help="with validation data: stop "
+                   "after N epochs without a lower validation loss (the best epoch's "
+                   "parameters are kept)")
+    t.add_argument("--min-delta", type=float, default=0.0, metavar="D", help="with --patience:"
+                   " an improvement must lower the validation loss by more than D (default 0)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("-o", "--out-dir", metavar="DIR", help="where the compiled module goes "
                    "(default: the cache directory)")
@@ -289,6 +298,31 @@ def _explain(args) -> int:
                      digits=args.digits)
     print(result.latex() if args.latex else result.text(), end="")
     return 0
+
+
+def _validation_data(args, spec, X, T):
+    """((X, T) to train on, (X_val, T_val)) from --validation or --validation-fraction, or
+    None."""
+    import numpy as np
+
+    from .train import load_data
+
+    if args.validation is not None and args.validation_fraction is not None:
+        raise SymnetError("--validation-fraction: not with --validation (give one of them)")
+    if args.validation is not None:
+        if not Path(args.validation).is_file():
+            raise SymnetError(f"--validation: expected an .npz file, got {args.validation}")
+        return (X, T), load_data(args.validation, spec.network.inputs, spec.network.outputs)
+    if args.validation_fraction is None:
+        return None
+    f = args.validation_fraction
+    held = int(round(f * X.shape[0])) if np.isfinite(f) else 0
+    if not 0 < f < 1 or held < 1 or held >= X.shape[0]:
+        raise SymnetError(f"--validation-fraction: expected a fraction in (0, 1) that leaves "
+                          f"samples on both sides, got {f} of {X.shape[0]} samples")
+    order = np.random.default_rng(args.seed or 0).permutation(X.shape[0])
+    train, val = order[held:], order[:held]
+    return (X[train], T[train]), (X[val], T[val])
 
 
 def _train(args) -> int:
@@ -311,16 +345,47 @@ def _train(args) -> int:
                        ("--save", args.save), ("--plot", args.plot)):
         if path is not None and not Path(path).resolve().parent.is_dir():
             raise SymnetError(f"{flag}: expected a file in an existing directory, got {path}")
+    validation = _validation_data(args, spec, X, T)
+    if validation is not None:
+        X, T = validation[0]
+        for flag, value in (("--trace-out", args.trace_out), ("--plot", args.plot)):
+            if value is not None:
+                raise SymnetError(f"{flag}: not with validation data (the trace is recorded "
+                                  f"without it)")
+    elif args.patience is not None:
+        raise SymnetError("--patience: needs validation data (--validation or "
+                          "--validation-fraction)")
+    if args.patience is not None and args.patience < 1:
+        raise SymnetError(f"--patience: expected a positive integer, got {args.patience}")
+    if not (np.isfinite(args.min_delta) and args.min_delta >= 0):
+        raise SymnetError(f"--min-delta: expected a non-negative number, got {args.min_delta}")
     if args.plot:
         require_matplotlib()
     module = compile_spec(spec, args.out_dir)
     params = module.init_params(spec.init.seed if args.seed is None else args.seed)
     state = module.init_state()
-    trace = train(module, params, X, T, args.epochs, lr=args.lr, batch_size=args.batch_size,
-                  seed=args.seed or 0, state=state, spec=spec, progress=not args.no_progress)
+    if validation is not None:
+        history = module.fit(params, X, T, args.epochs, lr=args.lr, batch_size=args.batch_size,
+                             seed=args.seed or 0, state=state, validation=validation[1],
+                             patience=args.patience, min_delta=args.min_delta)
+        trace = {"loss": history["loss"]}
+    else:
+        trace = train(module, params, X, T, args.epochs, lr=args.lr,
+                      batch_size=args.batch_size, seed=args.seed or 0, state=state, spec=spec,
+                      progress=not args.no_progress)
     final = module.loss(params, X, T)
-    print(f"{spec.name}: {args.epochs} epochs on {X.shape[0]} samples; loss {trace['loss'][0]:.6g}"
+    epochs = len(trace["loss"])
+    print(f"{spec.name}: {epochs} epochs on {X.shape[0]} samples; loss {trace['loss'][0]:.6g}"
           f" -> {final:.6g}")
+    if validation is not None:
+        best = history["best_epoch"]
+        line = f"  validation: {validation[1][0].shape[0]} samples; best epoch {best}, loss " \
+               f"{history['val_loss'][best]:.6g}"
+        if "val_accuracy" in history:
+            line += f", accuracy {history['val_accuracy'][best]:.2%}"
+        if history["stopped_epoch"] is not None:
+            line += f"; stopped early after epoch {history['stopped_epoch']}"
+        print(line)
     acc = accuracy(module, params, X, T, spec.loss.kind)
     if acc is not None:
         print(f"  accuracy on the data {acc:.2%}")

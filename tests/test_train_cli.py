@@ -130,3 +130,57 @@ def test_chunked_training_equals_one_fit(tmp_path, decay):
     np.testing.assert_allclose(tr["loss"], losses, rtol=1e-12)
     for name in p:
         np.testing.assert_allclose(q[name], p[name], rtol=1e-12)
+
+
+def _two_class_data(path, n=40):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, 2))
+    T = np.where((X[:, :1] > 0), [[0.99, 0.01]], [[0.01, 0.99]])
+    np.savez(path, X=X, T=T)
+    return X, T
+
+
+def test_train_with_a_validation_fraction_stops_early(tmp_path):
+    data = tmp_path / "d.npz"
+    _two_class_data(data)
+    out = run(MAZUR, "--data", data, "--epochs", 3000, "--validation-fraction", 0.25,
+              "--patience", 3, "--min-delta", 1e-3, "--save", tmp_path / "run.npz",
+              "-o", tmp_path / "build", "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert "on 30 samples" in out.stdout  # 10 of the 40 held out
+    line = next(s for s in out.stdout.splitlines() if "validation:" in s)
+    assert line.startswith("  validation: 10 samples; best epoch ") and "stopped early" in line
+    stopped = int(line.rsplit(" ", 1)[1])
+    best = int(line.split("best epoch ")[1].split(",")[0])
+    assert stopped == best + 3 < 3000
+
+
+def test_train_with_a_validation_file(tmp_path):
+    data, val = tmp_path / "d.npz", tmp_path / "v.npz"
+    _two_class_data(data)
+    _two_class_data(val, n=12)
+    out = run(MAZUR, "--data", data, "--epochs", 20, "--validation", val, "-o",
+              tmp_path / "build", "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert "20 epochs on 40 samples" in out.stdout and "validation: 12 samples" in out.stdout
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--patience", "3"], "--patience: needs validation data"),
+    (["--validation-fraction", "1.5"], "--validation-fraction: expected a fraction in (0, 1)"),
+    (["--validation-fraction", "0.5", "--validation", "d.npz"],
+     "--validation-fraction: not with --validation"),
+    (["--validation-fraction", "0.5", "--trace-out", "tr.npz"],
+     "--trace-out: not with validation data"),
+    (["--validation-fraction", "0.5", "--patience", "0"],
+     "--patience: expected a positive integer"),
+    (["--validation", "missing.npz"], "--validation: expected an .npz file"),
+])
+def test_bad_validation_flags_are_one_line_and_write_nothing(tmp_path, extra, expected,
+                                                            capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _two_class_data(tmp_path / "d.npz")
+    status = cli.main(["train", str(MAZUR), "--data", "d.npz", "-o", "build", *extra])
+    err = capsys.readouterr().err
+    assert status == 2 and expected in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz"]

@@ -35,7 +35,6 @@ DATASETS = {  # name: (loader, task, hidden layers, epochs, batch size, learning
 
 def worker(args: dict) -> dict:
     t0 = time.perf_counter()
-    import numpy as np
     from sklearn import datasets
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler

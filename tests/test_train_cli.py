@@ -140,29 +140,38 @@ def _two_class_data(path, n=40):
     return X, T
 
 
-def test_train_with_a_validation_fraction_stops_early(tmp_path):
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("build")  # one compiled module for the tests below
+
+
+def test_train_with_a_validation_fraction_stops_early(tmp_path, build_dir, capsys):
     data = tmp_path / "d.npz"
     _two_class_data(data)
-    out = run(MAZUR, "--data", data, "--epochs", 3000, "--validation-fraction", 0.25,
-              "--patience", 3, "--min-delta", 1e-3, "--save", tmp_path / "run.npz",
-              "-o", tmp_path / "build", "--no-progress")
-    assert out.returncode == 0, out.stderr
-    assert "on 30 samples" in out.stdout  # 10 of the 40 held out
-    line = next(s for s in out.stdout.splitlines() if "validation:" in s)
+    status = cli.main(["train", str(MAZUR), "--data", str(data), "--epochs", "3000",
+                       "--validation-fraction", "0.25", "--patience", "3", "--min-delta",
+                       "1e-3", "--save", str(tmp_path / "run.npz"), "-o", str(build_dir),
+                       "--no-progress"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "on 30 samples" in out  # 10 of the 40 held out
+    line = next(s for s in out.splitlines() if "validation:" in s)
     assert line.startswith("  validation: 10 samples; best epoch ") and "stopped early" in line
     stopped = int(line.rsplit(" ", 1)[1])
     best = int(line.split("best epoch ")[1].split(",")[0])
     assert stopped == best + 3 < 3000
+    assert (tmp_path / "run.npz").is_file()
 
 
-def test_train_with_a_validation_file(tmp_path):
+def test_train_with_a_validation_file(tmp_path, build_dir, capsys):
     data, val = tmp_path / "d.npz", tmp_path / "v.npz"
     _two_class_data(data)
     _two_class_data(val, n=12)
-    out = run(MAZUR, "--data", data, "--epochs", 20, "--validation", val, "-o",
-              tmp_path / "build", "--no-progress")
-    assert out.returncode == 0, out.stderr
-    assert "20 epochs on 40 samples" in out.stdout and "validation: 12 samples" in out.stdout
+    status = cli.main(["train", str(MAZUR), "--data", str(data), "--epochs", "20",
+                       "--validation", str(val), "-o", str(build_dir), "--no-progress"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "20 epochs on 40 samples" in out and "validation: 12 samples" in out
 
 
 @pytest.mark.parametrize("extra, expected", [

@@ -518,7 +518,7 @@ def test_float32_module_converts_float64_inputs(tmp_path):
 # ----------------------------------------------------------------------------------------
 # numerics at pre-activations of +-1e4, against closed forms evaluated with mpmath
 
-mpmath.mp.dps = 50
+DIGITS = 50  # mpmath's working precision in these references (set per call, not globally)
 BIG = [1e4, -1e4, 30.0, -30.0, 0.5]  # the inputs; each net is a weight times one of them
 
 
@@ -593,6 +593,11 @@ CASES = {
 
 
 def _reference(case, X, T, W):
+    with mpmath.workdps(DIGITS):
+        return _reference_rows(case, X, T, W)
+
+
+def _reference_rows(case, X, T, W):
     rows = []
     for x, t in zip(X[:, 0].tolist(), T.tolist()):
         x = mpmath.mpf(x)

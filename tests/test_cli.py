@@ -104,8 +104,11 @@ def runs(tmp_path_factory) -> Runs:
     for stem in SAMPLE_INSPECT:
         add(f"bad-inspect:{stem}", "inspect", BAD_SPECS / f"{stem}.toml")
 
+    # each command runs in its own scratch directory: what a test finds there (or not) is
+    # what that command wrote into its working directory
     with ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 2)) as pool:
-        done = dict(zip(commands, pool.map(lambda args: symnet(*args), commands.values())))
+        done = dict(zip(commands, pool.map(lambda name: symnet(*commands[name],
+                                                                cwd=dirs[name]), commands)))
     result = Runs(done)
     result.dirs = dirs
     return result

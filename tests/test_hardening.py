@@ -138,8 +138,8 @@ def test_a_payload_in_a_spec_file_runs_nothing(payload, tmp_path, monkeypatch):
             call(spec)
         assert info.value.key == "network.layers[0].activation.expr"
     proc = subprocess.run([sys.executable, "-m", "symnet", "compile", str(spec), "-o",
-                           str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT,
-                          timeout=120)
+                           str(tmp_path / "out")], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)  # where a stray write would show
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.splitlines()) == 1
     assert not marker.exists()

@@ -301,7 +301,7 @@ def test_a_broken_file_is_rebuilt_not_imported(content, tmp_path):
 
 def test_concurrent_compiles_each_import_a_complete_module(tmp_path):
     """Two processes compile the same spec into the same directory at once (over a stale
-    module); both import a complete module, and no temporary file is left."""
+    module), both writing it; both import a complete module, and no temporary file is left."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "small.py").write_text("stale = True\n", encoding="utf-8")
@@ -319,28 +319,44 @@ def test_concurrent_compiles_each_import_a_complete_module(tmp_path):
         [loss]
         kind = "sse"
         """), encoding="utf-8")
+    # The race, made certain: each process, once it has found the module stale and built its
+    # own, waits at the write until the other has got there too; then both write and import.
     script = textwrap.dedent(f"""\
-        import sys, time
+        import os, sys, time
         import numpy as np
         import symnet
-        while time.time() < float(sys.argv[1]):
-            time.sleep(0.001)
+        import symnet.compiler as compiler
+        me, other = sys.argv[1], sys.argv[2]
+        real_write = compiler.write
+
+        def write(compiled, out_dir):
+            open(me, "w").close()
+            deadline = time.monotonic() + 240
+            while not os.path.exists(other):
+                if time.monotonic() > deadline:
+                    sys.exit("the other process never reached its write")
+                time.sleep(0.002)
+            print("built")
+            return real_write(compiled, out_dir)
+
+        compiler.write = write
         m = symnet.compile({str(spec)!r}, {str(out)!r})
         p = m.init_params()
         print(repr(m.forward(p, np.array([[0.5, -0.25]])).tolist()), m.SPEC_SHA256)
         """)
-    import time
-
-    start = time.time() + 2.0  # both processes past their imports, then go together
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(start)], cwd=tmp_path,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-             for _ in range(2)]
+    marks = [str(tmp_path / "a.ready"), str(tmp_path / "b.ready")]
+    procs = [subprocess.Popen([sys.executable, "-c", script, marks[i], marks[1 - i]],
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env)
+             for i in range(2)]
     results = [p.communicate(timeout=300) for p in procs]
     for proc, (stdout, stderr) in zip(procs, results):
         assert proc.returncode == 0, stderr
-    assert results[0][0] == results[1][0]
-    assert results[0][0].split()[-1] == symnet.load_spec(spec).sha256
+        assert stdout.splitlines()[0] == "built"  # both built and wrote: they raced
+    outputs = [stdout.splitlines()[1] for stdout, _ in results]
+    assert outputs[0] == outputs[1]
+    assert outputs[0].split()[-1] == symnet.load_spec(spec).sha256
     assert [n for n in listing(out) if n != "__pycache__"] == ["small.py"]
     assert compiler.is_current(out / "small.py", symnet.load_spec(spec))
 

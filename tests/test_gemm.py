@@ -2,6 +2,7 @@
 which products the generator sends to it rather than to np.dot."""
 
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -166,16 +167,22 @@ def test_checkpoint_kernel_uses_gemm_for_narrow_layers(tmp_path):
     _check_gradient(m, spec, np.random.default_rng(12), batch=11)
 
 
+@pytest.mark.parametrize("vector_bytes", [64, 32])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_gemm_with_256_bit_vectors(dtype, tmp_path):
-    """CPUs without AVX-512 get 256-bit vectors (_VECTOR_BYTES = 32): the same kernel with
-    half the lanes, forced here on a fresh module before its first call compiles _gemm."""
+def test_gemm_with_each_vector_width(dtype, vector_bytes, tmp_path):
+    """The vector width follows the CPU (_VECTOR_BYTES: 64 with AVX-512, else 32): each
+    width is forced here on a fresh copy of the kernel file before its first call compiles
+    _gemm, whatever this CPU has (LLVM splits 512-bit vectors on a CPU without them), so
+    both paths are tested on every machine."""
     m = symnet.compile(_narrow(dtype), tmp_path)
-    # a fresh copy of the kernel file (the module's own is shared, maybe compiled already)
-    where = importlib.util.spec_from_file_location("fresh_kernels_" + dtype, m.KERNEL_FILE)
+    # a fresh copy of the kernel file under another path (the module's own is shared and
+    # maybe compiled already, and Numba's cache is keyed by the file, not by _VECTOR_BYTES)
+    copy = tmp_path / f"fresh_kernels_{dtype}_{vector_bytes}.py"
+    copy.write_text(Path(m.KERNEL_FILE).read_text(encoding="utf-8"), encoding="utf-8")
+    where = importlib.util.spec_from_file_location(copy.stem, copy)
     k = importlib.util.module_from_spec(where)
     where.loader.exec_module(k)
-    k._VECTOR_BYTES = 32
+    k._VECTOR_BYTES = vector_bytes
     for n, kk, cols in SHAPES:
         rng = np.random.default_rng(n + kk + cols)
         A = rng.normal(size=(n, kk)).astype(m.DTYPE)

@@ -87,3 +87,54 @@ def test_matrix_form_forward_example(tmp_path):
     assert a3 == pytest.approx([0.6982, 0.6694], abs=5e-5)
     # z(3) = (0.8389, 0.7056): invert the sigmoid
     assert np.log(a3 / (1 - a3)) == pytest.approx([0.8389, 0.7056], abs=5e-5)
+
+
+def _lecture_loop(steps):
+    """The 2-2-2 example trained by hand: plain float64 NumPy, written from the lecture's
+    equations (net = W @ in + b with one bias per layer, logistic units, E = sum 1/2 (t - o)^2,
+    the chain rule by hand, w -= 0.5 dE/dw, biases not updated). Returns the loss before each
+    step, the weights after the first step, and the loss and outputs after the last."""
+    W1 = np.array([[0.15, 0.20], [0.25, 0.30]])
+    W2 = np.array([[0.40, 0.45], [0.50, 0.55]])
+    b1, b2 = 0.35, 0.60
+    i, t = X[0], T[0]
+
+    def forward(W1, W2):
+        h = 1 / (1 + np.exp(-(W1 @ i + b1)))
+        o = 1 / (1 + np.exp(-(W2 @ h + b2)))
+        return h, o
+
+    losses, first = [], None
+    for _ in range(steps):
+        h, o = forward(W1, W2)
+        losses.append(0.5 * np.sum((t - o) ** 2))
+        delta_o = (o - t) * o * (1 - o)  # dE/dnet_o
+        delta_h = (W2.T @ delta_o) * h * (1 - h)  # dE/dnet_h
+        W2 = W2 - 0.5 * np.outer(delta_o, h)
+        W1 = W1 - 0.5 * np.outer(delta_h, i)
+        if first is None:
+            first = (W1.copy(), W2.copy())
+    _, o = forward(W1, W2)
+    return np.array(losses), first, 0.5 * np.sum((t - o) ** 2), o
+
+
+def test_the_lecture_numbers_from_an_independent_loop(mazur):
+    """The exact values the tests above assert, recomputed by a plain NumPy loop written from
+    the lecture (not from symnet), and the module's steps equal to that loop's."""
+    losses, (W1, W2), final, outputs = _lecture_loop(10_000)
+    # the loop reproduces the stored figures (seeds/README: exact float64 arithmetic)
+    assert losses[1] == pytest.approx(0.2910277737, abs=5e-11)
+    assert W2.ravel() == pytest.approx([0.35891648, 0.408666186, 0.511301270, 0.561370121],
+                                       abs=5e-9)
+    assert losses[-1] == pytest.approx(0.0000351085, abs=5e-11)
+    assert final == pytest.approx(0.0000351019, abs=5e-11)
+    assert outputs == pytest.approx([0.01591362, 0.98406427], abs=5e-9)
+    # and the module takes the same steps
+    p = mazur.init_params()
+    mazur.train_step(p, X, T)
+    np.testing.assert_allclose(p["W1"], W1, rtol=1e-14)
+    np.testing.assert_allclose(p["W2"], W2, rtol=1e-14)
+    p = mazur.init_params()
+    np.testing.assert_allclose(mazur.fit(p, X, T, 10_000), losses, rtol=1e-9)
+    assert mazur.loss(p, X, T) == pytest.approx(final, rel=1e-9)
+    np.testing.assert_allclose(mazur.forward(p, X)[0], outputs, rtol=1e-12)

@@ -1,8 +1,10 @@
 """Property-based tests (hypothesis).
 
 - Random valid specs (depth 1-3, widths 1-4, activations and losses from the registry, both
-  forms) compile, and their gradients match central finite differences of their loss.
-  Each example costs a Numba compile, so there are few of them, sharing one directory.
+  forms) compile, their forward pass and loss match an independent NumPy reference
+  (tests/_reference.py) and their gradients central finite differences of that reference's
+  loss; fixed examples make sure every built-in activation and loss is among them. Each
+  example costs a Numba compile, so there are few of them, sharing one directory.
 - Random invalid specs (mutations of valid dicts: wrong types, unknown keys, bad values,
   random text; random TOML text and bytes; random formulas) never raise anything but
   symnet's own error type. These load and build the source only (no Numba), so there are
@@ -15,14 +17,14 @@ import copy
 import hashlib
 import json
 import math
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
+import _reference as reference  # noqa: E402
+from hypothesis import HealthCheck, assume, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import symnet  # noqa: E402
@@ -41,7 +43,7 @@ OUTPUTS = [(a, loss) for a in ("linear", "tanh", "sigmoid", "softsign")
     ("sigmoid", "bce"), ("sigmoid", "nll"), ("softmax", "cross_entropy"), ("softmax", "nll"),
     ("softmax", "sse"), ("linear", "mae")]
 
-FEW = settings(max_examples=12, deadline=None, derandomize=True,
+FEW = settings(max_examples=8, deadline=None, derandomize=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 MANY = settings(max_examples=300, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -90,29 +92,90 @@ def _targets(data, rng, n):
     return rng.normal(size=(n, k))
 
 
+def _example(name, mode, hidden, out, loss, units=2):
+    """A spec for @example: one hidden layer of 2 units per activation in `hidden`."""
+    layers = [{"units": 2, "activation": a} for a in hidden]
+    return {"name": f"ex_{name}", "network": {"inputs": 2, "layers": layers + [
+        {"units": units, "activation": out}]}, "loss": {"kind": loss, "reduction": "mean"},
+        "init": {"scheme": "xavier_normal", "seed": 3}, "codegen": {"mode": mode}}
+
+
+# Every built-in activation and loss, each in at least one example whatever hypothesis draws
+# (softmax as an output; step and sign have a zero derivative almost everywhere, which the
+# finite differences of the reference see too, away from their jumps)
+EXAMPLES = [
+    _example("a", "scalar", ["sigmoid", "tanh", "relu"], "linear", "sse"),
+    _example("b", "loop", [{"name": "leaky_relu", "alpha": 0.2}, "elu", "selu"], "tanh", "mse"),
+    _example("c", "scalar", ["softplus", "silu", "swish"], "sigmoid", "bce", units=1),
+    _example("d", "loop", ["gelu", "gelu_tanh", "hard_sigmoid"], "softmax", "cross_entropy", 3),
+    _example("e", "scalar", ["softsign", "step", "sign"], "linear", "mae"),
+    _example("f", "loop", [{"expr": "x*sigmoid(x)"}], "softmax", "nll", units=3),
+    _example("g", "scalar", [{"expr": "exp(-x**2/2)*x + erf(x)"}], "sigmoid", "nll"),
+]
+
+
+def test_the_examples_cover_the_registry():
+    from symnet.functions import LOSSES
+
+    acts, losses = set(), set()
+    for data in EXAMPLES:
+        for layer in data["network"]["layers"]:
+            a = layer["activation"]
+            acts.add(a if isinstance(a, str) else a.get("name", "custom"))
+        losses.add(data["loss"]["kind"])
+    assert set(ACTIVATIONS) <= acts and set(LOSSES) <= losses
+
+
+@pytest.fixture(scope="module", autouse=True)
+def custom_formulas():
+    """NumPy versions of the custom formulas, for the reference (removed afterwards)."""
+    from scipy import special
+
+    added = {
+        "x/(1 + abs(x))": lambda z: z / (1 + np.abs(z)),
+        "x*sigmoid(x)": lambda z: z * special.expit(z),
+        "softplus(x) - log(2)": lambda z: np.logaddexp(0.0, z) - np.log(2.0),
+        "sin(x) + x/2": lambda z: np.sin(z) + z / 2,
+        "tanh(x)**2 + 0.1*x": lambda z: np.tanh(z) ** 2 + 0.1 * z,
+        "max(x, 0.2*x)": lambda z: np.maximum(z, 0.2 * z),
+        "exp(-x**2/2)*x + erf(x)": lambda z: np.exp(-z ** 2 / 2) * z + special.erf(z),
+    }
+    assert set(added) >= set(CUSTOM_FORMULAS)
+    new = {k: v for k, v in added.items() if k not in reference.CUSTOM_ACTS}
+    reference.CUSTOM_ACTS.update(new)
+    yield
+    for k in new:
+        reference.CUSTOM_ACTS.pop(k, None)
+
+
 @FEW
 @given(data=valid_specs())
-def test_random_valid_specs_compile_and_their_gradients_match_finite_differences(data,
-                                                                                  shared_dir):
+@example(data=EXAMPLES[0])
+@example(data=EXAMPLES[1])
+@example(data=EXAMPLES[2])
+@example(data=EXAMPLES[3])
+@example(data=EXAMPLES[4])
+@example(data=EXAMPLES[5])
+@example(data=EXAMPLES[6])
+def test_random_valid_specs_match_an_independent_reference(data, shared_dir):
+    """forward and loss against tests/_reference.py (NumPy, written from docs/spec.md), the
+    gradient against central finite differences of that reference's loss, and a small step
+    lowers the loss."""
     m = symnet.compile(data, shared_dir)
     rng = np.random.default_rng(0)
     n = 3
     X = rng.normal(size=(n, data["network"]["inputs"]))
     T = _targets(data, rng, n)
     params = m.init_params()
+    np.testing.assert_allclose(m.forward(params, X), reference.forward(data, params, X),
+                               rtol=1e-10, atol=1e-12, err_msg=str(data))
     E, grads = m.grad(params, X, T)
+    assert E == pytest.approx(reference.loss(data, params, X, T), rel=1e-10, abs=1e-12)
     assert E == pytest.approx(m.loss(params, X, T), rel=1e-12, abs=1e-14)
     assert set(grads) == set(params)
-    for name, p in params.items():
-        fd = np.zeros_like(p)
-        for idx in np.ndindex(p.shape):
-            h = 1e-6 * max(1.0, abs(p[idx]))
-            up = {k: v.copy() for k, v in params.items()}
-            down = {k: v.copy() for k, v in params.items()}
-            up[name][idx] += h
-            down[name][idx] -= h
-            fd[idx] = (m.loss(up, X, T) - m.loss(down, X, T)) / (2 * h)
-        np.testing.assert_allclose(grads[name], fd, rtol=1e-5, atol=1e-6,
+    fd = reference.finite_difference_grad(data, params, X, T)
+    for name in params:
+        np.testing.assert_allclose(grads[name], fd[name], rtol=1e-5, atol=1e-6,
                                    err_msg=f"{data} {name}")
     # and a step moves the loss down for a small learning rate
     before = m.loss(params, X, T)
@@ -226,7 +289,6 @@ def test_junk_dicts_raise_only_symnet_errors(data):
     _only_symnet_errors(lambda: symnet.spec_from_dict(data))
 
 
-_FILE = Path(tempfile.mkdtemp(prefix="symnet-properties-")) / "spec.toml"
 _VALID_TOML = (Path(__file__).resolve().parent.parent / "examples" / "mazur.toml").read_bytes()
 
 
@@ -250,9 +312,10 @@ def toml_bytes(draw):
 
 @MANY
 @given(raw=toml_bytes())
-def test_random_toml_files_raise_only_symnet_errors(raw):
-    _FILE.write_bytes(raw)
-    spec = _only_symnet_errors(lambda: symnet.load_spec(_FILE))
+def test_random_toml_files_raise_only_symnet_errors(raw, shared_dir):
+    path = shared_dir / "spec.toml"
+    path.write_bytes(raw)
+    spec = _only_symnet_errors(lambda: symnet.load_spec(path))
     if spec is not None:
         assert spec.sha256 == hashlib.sha256(raw).hexdigest()
 

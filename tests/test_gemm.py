@@ -169,7 +169,7 @@ def test_checkpoint_kernel_uses_gemm_for_narrow_layers(tmp_path):
 
 @pytest.mark.parametrize("vector_bytes", [64, 32])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_gemm_with_each_vector_width(dtype, vector_bytes, tmp_path):
+def test_gemm_with_each_vector_width(dtype, vector_bytes, tmp_path, monkeypatch):
     """The vector width follows the CPU (_VECTOR_BYTES: 64 with AVX-512, else 32): each
     width is forced here on a fresh copy of the kernel file before its first call compiles
     _gemm, whatever this CPU has (LLVM splits 512-bit vectors on a CPU without them), so
@@ -191,3 +191,7 @@ def test_gemm_with_each_vector_width(dtype, vector_bytes, tmp_path):
         C = np.full((n, cols), np.nan, dtype=m.DTYPE)
         k._gemm_bias(A, B, b, C)
         _close(C, A.astype(np.float64) @ B + b, m.DTYPE)
+    if dtype == "float64":  # and the whole gradient through that kernel file, against the
+        # NumPy reference's finite differences (float64: tight enough to tell)
+        monkeypatch.setattr(m, "_kernels", k)
+        _check_gradient(m, _narrow(dtype), np.random.default_rng(vector_bytes), batch=7)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import bench_peers  # noqa: E402  (numpy and the standard library only)
 
 DATASETS = {  # name: (loader, task, hidden layers, epochs, batch size, learning rate)
     "digits": ("load_digits", "classifier", (64,), 60, 64, 0.001),
@@ -83,16 +85,6 @@ def run(impl: str, dataset: str, env: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3)
@@ -104,7 +96,7 @@ def main() -> int:
     import sklearn
 
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    print(f"# symnet.sklearn vs scikit-learn {sklearn.__version__}: {cpu_name()}, "
+    print(f"# symnet.sklearn vs scikit-learn {sklearn.__version__}: {bench_peers.cpu_model()}, "
           f"{os.cpu_count()} CPUs, {'AVX-512' if 'avx512f' in flags else 'AVX2, no AVX-512'}; "
           f"{time.strftime('%Y-%m-%d')}; medians of {a.repeats}")
     print("| data set | scikit-learn score | symnet score | scikit-learn fit (s) | symnet cold "

@@ -183,6 +183,7 @@ def test_gemm_with_each_vector_width(dtype, vector_bytes, tmp_path, monkeypatch)
     k = importlib.util.module_from_spec(where)
     where.loader.exec_module(k)
     k._VECTOR_BYTES = vector_bytes
+    k._TILE_ROWS = 8 if vector_bytes == 64 else 4  # as the file picks for that target
     for n, kk, cols in SHAPES:
         rng = np.random.default_rng(n + kk + cols)
         A = rng.normal(size=(n, kk)).astype(m.DTYPE)
@@ -195,3 +196,19 @@ def test_gemm_with_each_vector_width(dtype, vector_bytes, tmp_path, monkeypatch)
         # NumPy reference's finite differences (float64: tight enough to tell)
         monkeypatch.setattr(m, "_kernels", k)
         _check_gradient(m, _narrow(dtype), np.random.default_rng(vector_bytes), batch=7)
+
+
+def test_the_vector_width_follows_numbas_target(module, monkeypatch):
+    """_VECTOR_BYTES follows the features Numba compiles for: NUMBA_CPU_FEATURES when set
+    (say, haswell's on an AVX-512 machine), else the host's."""
+    from numba.core import config
+
+    has = module._kernels._target_has_avx512
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx,+avx2,+fma,+sse4.2")
+    assert has() is False
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2, +fma, +avx512f, +avx512bw")
+    assert has() is True
+    monkeypatch.setattr(config, "CPU_FEATURES", None)
+    from llvmlite import binding as llvm
+
+    assert has() == bool(llvm.get_host_cpu_features().get("avx512f", False))

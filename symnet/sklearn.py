@@ -15,8 +15,6 @@ What differs from scikit-learn's estimators, and why:
   the held-out `validation_fraction`, and the best epoch's parameters are kept (as
   scikit-learn does). `validation_scores_` still holds the score per epoch: accuracy
   (classifier) or R² (regressor).
-- The weights start from `xavier_uniform` (scikit-learn's Glorot uniform for non-logistic
-  activations), the biases at zero.
 - `alpha` is scikit-learn's L2 penalty (0.5 * alpha * sum of squared weights over the batch
   size), given to symnet as `weight_decay = alpha / (2 * batch_size)`.
 
@@ -190,6 +188,19 @@ class _BaseMLP(BaseEstimator):
             params[f"b{ln}"][...] = b
         return params
 
+    def _glorot(self, module, rng):
+        """Initial parameters as scikit-learn draws them: per layer, weights and biases
+        uniform in +-sqrt(factor / (fan_in + fan_out)), factor 2 for a logistic activation and
+        6 otherwise, from the estimator's random state."""
+        params = module.init_params()
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        for ln in range(1, len(self.spec_["network"]["layers"]) + 1):
+            fan_out, fan_in = module.PARAM_SHAPES[f"W{ln}"]
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            params[f"W{ln}"][...] = rng.uniform(-bound, bound, (fan_in, fan_out)).T
+            params[f"b{ln}"][...] = rng.uniform(-bound, bound, fan_out)
+        return params
+
     def _keep(self, params):
         n = len(self.coefs_) if hasattr(self, "coefs_") else len(self.spec_["network"]["layers"])
         self.coefs_ = [np.array(params[f"W{ln}"].T) for ln in range(1, n + 1)]
@@ -222,8 +233,7 @@ class _BaseMLP(BaseEstimator):
         self.spec_ = spec
         self._spec_sha256 = None
         module = self._module()
-        params = module.init_params(int(rng.randint(0, 2**31 - 1)))
-        self._keep(params)
+        self._keep(self._glorot(module, rng))
         self._optimizer_state = module.init_state()
         self.n_iter_ = 0
         self.t_ = 0

@@ -22,7 +22,8 @@ MAZUR = ROOT / "examples" / "mazur.toml"
 BAD_SPECS = Path(__file__).resolve().parent / "bad_specs"
 
 
-def symnet(*args, cwd=ROOT) -> subprocess.CompletedProcess:
+def symnet(*args, cwd: Path) -> subprocess.CompletedProcess:
+    """`python -m symnet ARGS` run in `cwd`, where a test looks for stray writes."""
     return subprocess.run([sys.executable, "-m", "symnet", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=300, check=False)
 
@@ -174,13 +175,14 @@ def test_compile_twice_does_not_rewrite(runs):
     old = path.stat().st_mtime_ns - 10_000_000_000
     os.utime(path, ns=(old, old))
     inode = path.stat().st_ino
-    second = symnet("compile", MAZUR, "-o", out)
+    second = symnet("compile", MAZUR, "-o", out, cwd=runs.dirs["compile"])
     assert second.returncode == 0, second.stderr
     assert second.stdout == first.stdout
     assert path.stat().st_mtime_ns == old
     assert path.stat().st_ino == inode
     assert path.read_text(encoding="utf-8") == text
     assert listing(out) == ["mazur.py"]
+    assert listing(runs.dirs["compile"]) == ["out"]  # and nothing in its working directory
 
 
 # ----------------------------------------------------------------------------------------
@@ -253,6 +255,7 @@ def run_main_in_process(monkeypatch, capsys, *args) -> tuple[object, str, str]:
 
 
 def test_bad_spec_compile(bad_spec, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the working directory too is where a stray write would show
     code, out, err = run_main_in_process(monkeypatch, capsys, "compile", bad_spec.path,
                                          "-o", tmp_path)
     assert code == 2, err
@@ -283,6 +286,7 @@ def test_bad_spec_inspect(stem, runs):
 
 
 def test_bad_spec_creates_no_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "not" / "there"
     code, _, _ = run_main_in_process(monkeypatch, capsys, "compile",
                                      BAD_SPECS / "network_too_large.toml", "-o", out)

@@ -2,6 +2,7 @@
 which products the generator sends to it rather than to np.dot."""
 
 import importlib.util
+import re
 from pathlib import Path
 
 import numpy as np
@@ -189,13 +190,31 @@ def test_gemm_with_each_vector_width(dtype, vector_bytes, tmp_path, monkeypatch)
         A = rng.normal(size=(n, kk)).astype(m.DTYPE)
         B = rng.normal(size=(kk, cols)).astype(m.DTYPE)
         b = rng.normal(size=cols).astype(m.DTYPE)
-        C = np.full((n, cols), np.nan, dtype=m.DTYPE)
+        want = A.astype(np.float64) @ B.astype(np.float64)
+        C = np.full((n, cols), np.nan, dtype=m.DTYPE)  # every element must be written
         k._gemm_bias(A, B, b, C)
-        _close(C, A.astype(np.float64) @ B + b, m.DTYPE)
+        _close(C, want + b, m.DTYPE)
+        C[:] = np.nan  # and without a bias, A transposed (strided rows and columns)
+        k._gemm(np.ascontiguousarray(A.T).T, B, C)
+        _close(C, want, m.DTYPE)
+    # the code compiled is that width's: vectors of 64 or 32 bytes, whatever this CPU has
+    size = np.dtype(m.DTYPE).itemsize
+    lanes = f"v{vector_bytes // size}f{8 * size}"  # e.g. v16f32: 16 float32 lanes
+    for kernel in (k._gemm_bias, k._gemm):
+        assert _vector_types(kernel) == {lanes}, (kernel, lanes)
     if dtype == "float64":  # and the whole gradient through that kernel file, against the
         # NumPy reference's finite differences (float64: tight enough to tell)
         monkeypatch.setattr(m, "_kernels", k)
         _check_gradient(m, _narrow(dtype), np.random.default_rng(vector_bytes), batch=7)
+        assert _vector_types(k._gemm_unit) == {lanes}  # what the kernels called
+
+
+def _vector_types(kernel) -> set[str]:
+    """The vector types of the fused multiply-adds in a compiled function's LLVM IR, e.g.
+    {"v16f32"}: 16 float32 lanes, a 512-bit vector."""
+    ir = "\n".join(kernel.inspect_llvm().values())
+    assert ir, kernel  # compiled in this process, not loaded from a cache without its IR
+    return set(re.findall(r"@llvm\.fmuladd\.(v\d+f\d+)\(", ir))
 
 
 def test_the_vector_width_follows_numbas_target(module, monkeypatch):

@@ -97,7 +97,11 @@ def test_float32_module_computes_in_float32(tmp_path):
     assert pytest.approx(E64, rel=1e-5) == E32
     for name in g64:
         np.testing.assert_allclose(g32[name], g64[name], rtol=1e-4, atol=1e-6)
-    assert m32.fit(p32, X, T, 5).dtype == np.float32
+    losses32 = m32.fit(p32, X, T, 5)
+    assert losses32.dtype == np.float32
+    np.testing.assert_allclose(losses32, m64.fit(p64, X, T, 5), rtol=1e-5)
+    for name in p64:
+        np.testing.assert_allclose(p32[name], p64[name], rtol=1e-4, atol=1e-6)
 
 
 def test_init_schemes(tmp_path):
@@ -166,6 +170,29 @@ def test_minibatch_fit_visits_every_sample_once_an_epoch(mode, tmp_path):
     # the full batch's, so the epoch's mean of them is the full-batch loss / 3
     losses = m.fit(p, X, T, 2, batch_size=5)
     np.testing.assert_allclose(losses, [full / 3] * 2, rtol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["scalar", "loop"])
+def test_uneven_last_minibatch_is_a_step_on_its_own_samples(mode, tmp_path):
+    """n = 12 in minibatches of 5: steps on 5, 5 and then 2 samples (the mean over those 2,
+    not their sum over 5), in the order of the seeded shuffle, and the epoch's figure the
+    mean of the three minibatch losses: fit equals train_step on exactly those minibatches.
+    The order is NumPy's legacy stream for the seed (Numba's np.random follows it), drawn
+    from a local RandomState: one permutation an epoch."""
+    m = symnet.compile(_spec(), tmp_path, mode=mode)
+    rng = np.random.default_rng(12)
+    X, T = _data(rng, n=12)
+    p = m.init_params()
+    losses = m.fit(p, X, T, 3, lr=0.4, batch_size=5, seed=4)
+    q = m.init_params()
+    order = np.random.RandomState(4)
+    for epoch in range(3):
+        take = np.split(order.permutation(12), [5, 10])
+        assert [len(t) for t in take] == [5, 5, 2]
+        stepped = [m.train_step(q, X[t], T[t], lr=0.4) for t in take]
+        assert losses[epoch] == pytest.approx(np.mean(stepped), rel=1e-12)
+    for name in p:
+        np.testing.assert_allclose(p[name], q[name], rtol=1e-12, atol=1e-15)
 
 
 def test_minibatch_fit_is_seeded_and_trains(tmp_path):

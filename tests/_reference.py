@@ -52,21 +52,83 @@ def _apply(name, z, alpha):
     return ACTS[name](z, alpha)
 
 
-def forward_with_net(spec: dict, params: dict, X: np.ndarray):
-    """(outputs, the output layer's net inputs)."""
+def _layers(spec: dict, params: dict, X: np.ndarray):
+    """Per layer, first layer first: (its net inputs z, its outputs f(z))."""
     a = np.asarray(X, dtype=np.float64)
-    z = a
     for ln, layer in enumerate(spec["network"]["layers"], start=1):
         z = a @ params[f"W{ln}"].T
         if layer.get("bias", "per_unit") != "none":
             z = z + params[f"b{ln}"]
         name, alpha = _act(layer)
         a = _apply(name, z, alpha)
+        yield z, a
+
+
+def forward_with_net(spec: dict, params: dict, X: np.ndarray):
+    """(outputs, the output layer's net inputs)."""
+    z, a = list(_layers(spec, params, X))[-1]
     return a, z
 
 
 def forward(spec: dict, params: dict, X: np.ndarray) -> np.ndarray:
     return forward_with_net(spec, params, X)[0]
+
+
+def layer_nets(spec: dict, params: dict, X: np.ndarray) -> list[np.ndarray]:
+    """Every layer's net inputs z, first layer first."""
+    return [z for z, _ in _layers(spec, params, X)]
+
+
+# Where an activation's definition switches piece (docs/spec.md, activations): its derivative
+# jumps there (step and sign: the value too). Custom formulas with such points (max, min, abs of
+# a slope) are registered by the tests that use them, by their text, like CUSTOM_ACTS.
+KINKS = {"relu": (0.0,), "leaky_relu": (0.0,), "elu": (0.0,), "selu": (0.0,), "step": (0.0,),
+         "sign": (0.0,), "hard_sigmoid": (-0.5, 0.5)}
+CUSTOM_KINKS: dict = {}  # text -> tuple of x
+
+
+def pieces(spec: dict, params: dict, X: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """Which side of each kink every net input lies on (-1, 0 on it, 1), and for `mae` which
+    side of its target every output lies on: the loss is one smooth piece along any move of
+    the parameters that changes none of these."""
+    sides = []
+    nets = layer_nets(spec, params, X)
+    for layer, z in zip(spec["network"]["layers"], nets):
+        name, _ = _act(layer)
+        kinks = CUSTOM_KINKS.get(name[len("custom:"):], ()) if name.startswith("custom:") \
+            else KINKS.get(name, ())
+        sides += [np.sign(z - k).ravel() for k in kinks]
+    if spec["loss"]["kind"] == "mae":
+        name, alpha = _act(spec["network"]["layers"][-1])
+        sides.append(np.sign(_apply(name, nets[-1], alpha) - T).ravel())
+    return np.concatenate(sides) if sides else np.zeros(0)
+
+
+def finite_difference_grad_where_smooth(spec, params, X, T, h=1e-6):
+    """(central differences of `loss`, and per entry whether they are valid): an entry is
+    valid where moving it by +-h leaves every net input on the same side of every kink, and
+    mae's outputs on the same side of their targets (a net sitting on a kink that the entry
+    does not move is fine: the entry's derivative does not go through it), so that the loss is
+    one smooth piece along the whole difference."""
+    grads, smooth = {}, {}
+    base = pieces(spec, params, X, T)
+    for name, value in params.items():
+        g = np.zeros_like(value, dtype=np.float64)
+        ok = np.ones(value.shape, dtype=bool)
+        flat = value.reshape(-1)
+        for k in range(flat.size):
+            old = flat[k]
+            flat[k] = old + h
+            up, up_sides = loss(spec, params, X, T), pieces(spec, params, X, T)
+            flat[k] = old - h
+            down, down_sides = loss(spec, params, X, T), pieces(spec, params, X, T)
+            flat[k] = old
+            g.reshape(-1)[k] = (up - down) / (2 * h)
+            moved = (up_sides != base) | (down_sides != base)
+            ok.reshape(-1)[k] = not np.any(moved)
+        grads[name] = g
+        smooth[name] = ok
+    return grads, smooth
 
 
 def _log_output(spec, Y, Z):

@@ -93,7 +93,8 @@ def _lecture_loop(steps):
     """The 2-2-2 example trained by hand: plain float64 NumPy, written from the lecture's
     equations (net = W @ in + b with one bias per layer, logistic units, E = sum 1/2 (t - o)^2,
     the chain rule by hand, w -= 0.5 dE/dw, biases not updated). Returns the loss before each
-    step, the weights after the first step, and the loss and outputs after the last."""
+    step, and the first forward pass (out_h, out_o), gradient (dE/dW1, dE/dW2) and weights
+    after the first step, and the loss and outputs after the last step."""
     W1 = np.array([[0.15, 0.20], [0.25, 0.30]])
     W2 = np.array([[0.40, 0.45], [0.50, 0.55]])
     b1, b2 = 0.35, 0.60
@@ -104,37 +105,62 @@ def _lecture_loop(steps):
         o = 1 / (1 + np.exp(-(W2 @ h + b2)))
         return h, o
 
-    losses, first = [], None
+    losses, first = [], {}
     for _ in range(steps):
         h, o = forward(W1, W2)
         losses.append(0.5 * np.sum((t - o) ** 2))
         delta_o = (o - t) * o * (1 - o)  # dE/dnet_o
         delta_h = (W2.T @ delta_o) * h * (1 - h)  # dE/dnet_h
-        W2 = W2 - 0.5 * np.outer(delta_o, h)
-        W1 = W1 - 0.5 * np.outer(delta_h, i)
-        if first is None:
-            first = (W1.copy(), W2.copy())
+        gW2, gW1 = np.outer(delta_o, h), np.outer(delta_h, i)
+        W2 = W2 - 0.5 * gW2
+        W1 = W1 - 0.5 * gW1
+        if not first:
+            first = {"out_h": h, "out_o": o, "gW1": gW1, "gW2": gW2, "W1": W1.copy(),
+                     "W2": W2.copy()}
     _, o = forward(W1, W2)
     return np.array(losses), first, 0.5 * np.sum((t - o) ** 2), o
 
 
-def test_the_lecture_numbers_from_an_independent_loop(mazur):
-    """The exact values the tests above assert, recomputed by a plain NumPy loop written from
-    the lecture (not from symnet), and the module's steps equal to that loop's."""
-    losses, (W1, W2), final, outputs = _lecture_loop(10_000)
-    # the loop reproduces the stored figures (seeds/README: exact float64 arithmetic)
-    assert losses[1] == pytest.approx(0.2910277737, abs=5e-11)
-    assert W2.ravel() == pytest.approx([0.35891648, 0.408666186, 0.511301270, 0.561370121],
-                                       abs=5e-9)
-    assert losses[-1] == pytest.approx(0.0000351085, abs=5e-11)
-    assert final == pytest.approx(0.0000351019, abs=5e-11)
+@pytest.fixture(scope="module")
+def lecture_loop():
+    return _lecture_loop(10_000)
+
+
+def test_the_independent_loop_reproduces_the_lecture(lecture_loop):
+    """The loop (not symnet) against the lecture's printed figures, and the exact float64
+    values of seeds/README where the lecture's own arithmetic is off."""
+    losses, first, final, outputs = lecture_loop
+    assert first["out_h"] == pytest.approx([0.593269992, 0.596884378], abs=5e-10)
+    assert first["out_o"] == pytest.approx([0.75136507, 0.772928465], abs=5e-9)
+    assert losses[0] == pytest.approx(0.298371109, abs=5e-10)
+    assert first["gW2"][0, 0] == pytest.approx(0.082167041, abs=5e-10)  # dE/dw5
+    assert first["gW1"][0, 0] == pytest.approx(0.000438568, abs=5e-10)  # dE/dw1
+    assert first["W2"].ravel() == pytest.approx(
+        [0.35891648, 0.408666186, 0.511301270, 0.561370121], abs=5e-9)
+    assert first["W1"].ravel() == pytest.approx(
+        [0.149780716, 0.19956143, 0.24975114, 0.29950229], abs=5e-9)
+    assert losses[1] == pytest.approx(0.2910277737, abs=5e-11)  # the lecture: 0.291027924
+    assert losses[-1] == pytest.approx(0.0000351085, abs=5e-11)  # after 9,999 steps
+    assert final == pytest.approx(0.0000351019, abs=5e-11)  # after 10,000
     assert outputs == pytest.approx([0.01591362, 0.98406427], abs=5e-9)
-    # and the module takes the same steps
+
+
+def test_the_module_takes_the_independent_loops_steps(mazur, lecture_loop):
+    """The module's forward pass, gradient, first step and 10,000 steps equal the loop's to
+    rounding (both are float64 evaluations of the same formulas)."""
+    losses, first, final, outputs = lecture_loop
     p = mazur.init_params()
+    np.testing.assert_allclose(mazur.forward(p, X)[0], first["out_o"], rtol=1e-12)
+    E, g = mazur.grad(p, X, T)
+    assert E == pytest.approx(losses[0], rel=1e-12)
+    np.testing.assert_allclose(g["W1"], first["gW1"], rtol=1e-12)
+    np.testing.assert_allclose(g["W2"], first["gW2"], rtol=1e-12)
     mazur.train_step(p, X, T)
-    np.testing.assert_allclose(p["W1"], W1, rtol=1e-14)
-    np.testing.assert_allclose(p["W2"], W2, rtol=1e-14)
+    np.testing.assert_allclose(p["W1"], first["W1"], rtol=1e-12)
+    np.testing.assert_allclose(p["W2"], first["W2"], rtol=1e-12)
+    assert mazur.loss(p, X, T) == pytest.approx(losses[1], rel=1e-12)
     p = mazur.init_params()
-    np.testing.assert_allclose(mazur.fit(p, X, T, 10_000), losses, rtol=1e-9)
-    assert mazur.loss(p, X, T) == pytest.approx(final, rel=1e-9)
+    np.testing.assert_allclose(mazur.fit(p, X, T, 10_000), losses, rtol=1e-12)
+    assert mazur.loss(p, X, T) == pytest.approx(final, rel=1e-12)
     np.testing.assert_allclose(mazur.forward(p, X)[0], outputs, rtol=1e-12)
+    assert p["b1"] == 0.35 and p["b2"] == 0.60

@@ -31,8 +31,10 @@ import symnet  # noqa: E402
 from symnet.errors import SymnetError  # noqa: E402
 from symnet.functions import ACTIVATIONS  # noqa: E402
 
-# step and sign have a zero derivative wherever they have one: finite differences across
-# their jump say nothing about the gradient, so the gradient check leaves them out.
+# Hidden activations to draw: softmax is drawn as an output only, and step and sign (a zero
+# derivative wherever they have one) would zero every gradient before them, so they are in a
+# fixed example only. The kinks of relu, leaky_relu, elu, selu and hard_sigmoid are handled by
+# the gradient check (see the test).
 SMOOTH_ENOUGH = sorted(a for a in ACTIVATIONS if a not in ("softmax", "step", "sign"))
 # custom formulas (the whitelist parser's grammar) go through the same pipeline
 CUSTOM_FORMULAS = ["x/(1 + abs(x))", "x*sigmoid(x)", "softplus(x) - log(2)", "sin(x) + x/2",
@@ -43,7 +45,7 @@ OUTPUTS = [(a, loss) for a in ("linear", "tanh", "sigmoid", "softsign")
     ("sigmoid", "bce"), ("sigmoid", "nll"), ("softmax", "cross_entropy"), ("softmax", "nll"),
     ("softmax", "sse"), ("linear", "mae")]
 
-FEW = settings(max_examples=8, deadline=None, derandomize=True,
+FEW = settings(max_examples=6, deadline=None, derandomize=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 MANY = settings(max_examples=300, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -52,7 +54,7 @@ MANY = settings(max_examples=300, deadline=None, derandomize=True,
 @st.composite
 def valid_specs(draw, compile_modes=("scalar", "loop")):
     inputs = draw(st.integers(1, 3))
-    depth = draw(st.integers(1, 3))
+    depth = draw(st.sampled_from([2, 3, 1]))  # hypothesis starts from the first: not 1 unit
     out_act, loss = draw(st.sampled_from(OUTPUTS))
     layers = []
     for _ in range(depth - 1):
@@ -104,11 +106,12 @@ def _example(name, mode, hidden, out, loss, units=2):
 # (softmax as an output; step and sign have a zero derivative almost everywhere, which the
 # finite differences of the reference see too, away from their jumps)
 EXAMPLES = [
-    _example("a", "scalar", ["sigmoid", "tanh", "relu"], "linear", "sse"),
+    _example("a", "scalar", ["relu", "sigmoid", "tanh"], "linear", "sse"),
     _example("b", "loop", [{"name": "leaky_relu", "alpha": 0.2}, "elu", "selu"], "tanh", "mse"),
     _example("c", "scalar", ["softplus", "silu", "swish"], "sigmoid", "bce", units=1),
     _example("d", "loop", ["gelu", "gelu_tanh", "hard_sigmoid"], "softmax", "cross_entropy", 3),
-    _example("e", "scalar", ["softsign", "step", "sign"], "linear", "mae"),
+    # sign before step: after step's 0s and 1s, sign's nets would often be just its biases
+    _example("e", "scalar", ["softsign", "sign", "step"], "linear", "mae"),
     _example("f", "loop", [{"expr": "x*sigmoid(x)"}], "softmax", "nll", units=3),
     _example("g", "scalar", [{"expr": "exp(-x**2/2)*x + erf(x)"}], "sigmoid", "nll"),
 ]
@@ -140,12 +143,17 @@ def custom_formulas():
         "max(x, 0.2*x)": lambda z: np.maximum(z, 0.2 * z),
         "exp(-x**2/2)*x + erf(x)": lambda z: np.exp(-z ** 2 / 2) * z + special.erf(z),
     }
+    kinks = {"max(x, 0.2*x)": (0.0,)}  # where a formula's derivative jumps
     assert set(added) >= set(CUSTOM_FORMULAS)
     new = {k: v for k, v in added.items() if k not in reference.CUSTOM_ACTS}
+    new_kinks = {k: v for k, v in kinks.items() if k not in reference.CUSTOM_KINKS}
     reference.CUSTOM_ACTS.update(new)
+    reference.CUSTOM_KINKS.update(new_kinks)
     yield
     for k in new:
         reference.CUSTOM_ACTS.pop(k, None)
+    for k in new_kinks:
+        reference.CUSTOM_KINKS.pop(k, None)
 
 
 @FEW
@@ -163,19 +171,32 @@ def test_random_valid_specs_match_an_independent_reference(data, shared_dir):
     lowers the loss."""
     m = symnet.compile(data, shared_dir)
     rng = np.random.default_rng(0)
-    n = 3
+    n = 4
     X = rng.normal(size=(n, data["network"]["inputs"]))
     T = _targets(data, rng, n)
     params = m.init_params()
+    # the initial biases are 0, which would hide a bias added to the wrong place, or not at all
+    # (a shared bias is a 0-d array: kept an array, for the in-place finite differences)
+    params = {k: np.array(v + rng.normal(0.0, 0.5, np.shape(v))) if k.startswith("b") else v
+              for k, v in params.items()}
     np.testing.assert_allclose(m.forward(params, X), reference.forward(data, params, X),
                                rtol=1e-10, atol=1e-12, err_msg=str(data))
     E, grads = m.grad(params, X, T)
     assert E == pytest.approx(reference.loss(data, params, X, T), rel=1e-10, abs=1e-12)
     assert E == pytest.approx(m.loss(params, X, T), rel=1e-12, abs=1e-14)
     assert set(grads) == set(params)
-    fd = reference.finite_difference_grad(data, params, X, T)
+    # relu, leaky_relu, elu, selu, hard_sigmoid (and max in a formula) have kinks, step and sign
+    # jumps, and mae a kink where an output equals its target: a central difference straddling
+    # one measures a mix of two slopes (or the jump), not the derivative. So the difference is
+    # compared only for the entries whose +-h move leaves every net input (and mae's y - t) on
+    # the side of every kink it was on, where the loss is one smooth piece; with random data
+    # that is nearly every entry, and at least 90% must be, or the check would prove nothing.
+    fd, smooth = reference.finite_difference_grad_where_smooth(data, params, X, T, h=1e-6)
+    assert sum(int(ok.sum()) for ok in smooth.values()) \
+        >= 0.9 * sum(ok.size for ok in smooth.values()), data
     for name in params:
-        np.testing.assert_allclose(grads[name], fd[name], rtol=1e-5, atol=1e-6,
+        ok = smooth[name]
+        np.testing.assert_allclose(grads[name][ok], fd[name][ok], rtol=1e-5, atol=1e-6,
                                    err_msg=f"{data} {name}")
     # and a step moves the loss down for a small learning rate
     before = m.loss(params, X, T)

@@ -31,7 +31,7 @@ import warnings
 import numpy as np
 
 try:
-    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import LabelBinarizer
@@ -242,7 +242,7 @@ class _BaseMLP(BaseEstimator):
         self.validation_scores_ = [] if self.early_stopping else None
         self.best_validation_score_ = None if not self.early_stopping else -np.inf
 
-    def _train(self, X, T, rng, epochs, incremental):
+    def _train(self, X, T, rng, incremental):
         module = self._module()
         params = self._params()
         state = self._optimizer_state
@@ -255,7 +255,7 @@ class _BaseMLP(BaseEstimator):
             history = {"loss": losses, "epochs": 1, "stopped_epoch": None}
         elif self.early_stopping:
             # stratified for more than two classes, as scikit-learn's
-            multiclass = self._is_classifier() and not self._multilabel and T.shape[1] > 1
+            multiclass = is_classifier(self) and not self._multilabel and T.shape[1] > 1
             stratify = T.argmax(axis=1) if multiclass else None
             X, Xv, T, Tv = train_test_split(X, T, test_size=self.validation_fraction,
                                             random_state=rng.randint(0, 2**31 - 1),
@@ -292,9 +292,6 @@ class _BaseMLP(BaseEstimator):
                           f"and the optimization hasn't converged yet.", ConvergenceWarning,
                           stacklevel=4)
 
-    def _is_classifier(self):
-        return isinstance(self, ClassifierMixin)
-
     def _outputs(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
@@ -306,10 +303,10 @@ class _BaseMLP(BaseEstimator):
         reset = not incremental and not (self.warm_start and hasattr(self, "coefs_"))
         first = not hasattr(self, "coefs_")
         X, y = validate_data(self, X, y, reset=reset or first, multi_output=True,
-                             dtype=(np.float64, np.float32), y_numeric=not self._is_classifier())
+                             dtype=(np.float64, np.float32), y_numeric=not is_classifier(self))
         T = self._targets(y, incremental, classes)
         self._start(X, T, rng, reset or first)
-        self._train(X, T, rng, self.max_iter, incremental)
+        self._train(X, T, rng, incremental)
         return self
 
     def fit(self, X, y):

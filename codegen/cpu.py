@@ -152,6 +152,7 @@ def base_context(spec: Spec, *, version: str, spec_file: str, mode: str) -> dict
                    for ln, layer in enumerate(spec.network.layers, start=1)],
         "loss_kind": spec.loss.kind,
         "reduction": spec.loss.reduction,
+        "weight_decay_lambda": repr(spec.loss.weight_decay),
         "out_activation": spec.network.layers[-1].activation.describe(),
         "predict_kind": predict_kind(spec),
         # fit's validation metric, accuracy (templates/common/accuracy.jinja): 1 for a

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import sympy as sp
 
-from . import __version__
+from . import __version__, sweep
 from .compiler import MAX_SCALAR_PARAMS, build, write
 from .errors import SymnetError, one_line
 from .schedule import schedule
@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--plot", metavar="FILE.png", help="draw memory against compute for every "
                    "strategy (needs matplotlib)")
     _add_teaching_commands(sub)
+    sweep.add_parser(sub)
     return p
 
 
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "compile":
             return _compile(args)
+        if args.command == "sweep":
+            return sweep.run(args)
         if args.command in _TEACHING_COMMANDS:
             return _TEACHING_COMMANDS[args.command](args)
         return _inspect(args)

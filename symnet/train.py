@@ -78,7 +78,7 @@ def _chunk_lr(lr: float, decay: tuple, start: int) -> float:
     return lr * float(decay[1]) ** start
 
 
-def progress_bar(total: int, enabled: bool):
+def progress_bar(total: int, enabled: bool, unit: str = "epoch"):
     """A tqdm bar on stderr, or None (tqdm not installed, or not wanted)."""
     if not enabled:
         return None
@@ -86,7 +86,7 @@ def progress_bar(total: int, enabled: bool):
         from tqdm import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, unit="epoch", leave=True)
+    return tqdm(total=total, unit=unit, leave=True)
 
 
 def train(module, params, X, T, epochs: int, *, lr=None, batch_size=None, seed: int = 0,

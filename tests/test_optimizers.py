@@ -124,3 +124,56 @@ def test_state_is_checked(tmp_path):
         m.train_step(p, X, T, state=bad)
     plain = symnet.compile({**_spec(), "name": "plain"}, tmp_path)
     assert plain.STATE_SHAPES == {} and plain.init_state() == {}
+
+
+def _nesterov(lr, mu=0.8):
+    def rule(name, p, g, mem, step, lr_k):
+        v = mem[name] = mu * mem.get(name, 0.0) + g
+        return p - lr_k * (g + mu * v)
+    return rule
+
+
+def _adam(b1=0.9, b2=0.999, eps=1e-8):
+    def rule(name, p, g, mem, step, lr_k):
+        mo, ve = mem.get(name, (0.0, 0.0))
+        mo, ve = b1 * mo + (1 - b1) * g, b2 * ve + (1 - b2) * g * g
+        mem[name] = (mo, ve)
+        return p - lr_k * (mo / (1 - b1 ** step)) / (np.sqrt(ve / (1 - b2 ** step)) + eps)
+    return rule
+
+
+@pytest.mark.parametrize("mode", ["scalar", "loop"])
+@pytest.mark.parametrize("training, rule", [
+    ({"momentum": 0.8, "nesterov": True}, _nesterov(0.05)),
+    ({"optimizer": "adam"}, _adam()),
+], ids=["nesterov", "adam"])
+def test_apply_gradients_takes_the_step_from_given_gradients(mode, training, rule, tmp_path):
+    """apply_gradients (the step symnet.dask.fit takes after summing the workers' gradients):
+    the textbook rule with the learning rate of the epoch it is told, decayed by the spec."""
+    decay = {"kind": "step", "every": 2, "factor": 0.5}
+    m = symnet.compile({**_spec(mode, lr_decay=decay, **training), "name": f"apply_{mode}"},
+                       tmp_path)
+    assert [m.learning_rate(k) for k in range(5)] == [0.05, 0.05, 0.025, 0.025, 0.0125]
+    assert m.learning_rate(3, lr=1.0) == 0.5
+    X, T = _data()
+    p, want, state, mem = m.init_params(), m.init_params(), m.init_state(), {}
+    scaled = {}  # gradients that are not those of (X, T): any dict of the right shapes
+    for k in range(5):
+        _, g = m.grad(p, X, T)
+        scaled = {n: (1.0 + 0.1 * k) * v for n, v in g.items()}
+        m.apply_gradients(p, scaled, state=state, epoch=k)
+        for name in want:
+            want[name] = rule(name, want[name], scaled[name], mem, k + 1,
+                              0.05 * 0.5 ** (k // 2))
+        for name in p:
+            np.testing.assert_allclose(p[name], want[name], rtol=1e-12, atol=1e-15)
+    assert m.REDUCTION == "mean" and m.WEIGHT_DECAY == 0.0
+    with pytest.raises(ValueError, match="grads: missing 'b2'"):
+        m.apply_gradients(p, {n: v for n, v in scaled.items() if n != "b2"})
+    with pytest.raises(ValueError, match=r"grads\['W1'\]: expected shape \(4, 3\)"):
+        m.apply_gradients(p, {**scaled, "W1": np.zeros((3, 4))})
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="epoch: expected a non-negative integer"):
+            m.apply_gradients(p, scaled, epoch=bad)
+        with pytest.raises(ValueError, match="epoch: expected a non-negative integer"):
+            m.learning_rate(bad)

@@ -126,6 +126,21 @@ def load_files(files: ModuleFiles):
 # Data-parallel training
 # ---------------------------------------------------------------------------------------------
 
+# parameters up to this size go to the workers inside each task; larger ones are scattered to
+# every worker once a step (one more round trip, but not one copy per task through the
+# scheduler)
+_EMBED_BYTES = 1 << 20
+
+
+def _params_for_workers(client, params):
+    """The parameters as the step's tasks take them: a plain dict (init_params' own is a class
+    of the generated module, which the workers import under another name), or its future."""
+    plain = {k: np.asarray(v) for k, v in params.items()}
+    if sum(a.nbytes for a in plain.values()) <= _EMBED_BYTES:
+        return plain
+    return client.scatter([plain], broadcast=True, hash=False)[0]
+
+
 def _chunk_grad(files, params, X, T, rows, weight):
     """On a worker: weight * (loss, gradient) of the chunk's samples (those at `rows`, or all)."""
     module = load_files(files)
@@ -154,14 +169,6 @@ def _local_fit(files, params, state, X, T, start, epochs, lr, batch_size, seed, 
         losses[j] = module.fit(params, X, T, 1, lr=module.learning_rate(start + j, lr),
                                batch_size=batch_size, seed=(seed + j) % 2**32, state=state)[0]
     return {k: weight * v for k, v in params.items()}, state, weight * losses
-
-
-def _sum_params(*parts):
-    return {k: sum(p[k] for p in parts) for k in parts[0]}
-
-
-def _sum_losses(*parts):
-    return sum(parts)
 
 
 @dataclass
@@ -270,6 +277,8 @@ def fit(module, params, X, T, epochs, lr=None, batch_size=None, seed=0, state=No
     state = module.init_state() if state is None else state
     data = _chunks(client, X, T, module.N_INPUTS, module.N_OUTPUTS, module.DTYPE)
     n = int(data.sizes.sum())
+    # the module's text, to every worker once (not inside every task)
+    files = client.scatter([files], broadcast=True, hash=False)[0]
     if local_steps > 1:
         return _fit_local(client, module, files, params, state, data, int(epochs), lr,
                           batch_size, seed, int(local_steps), split_every)
@@ -290,9 +299,7 @@ def fit(module, params, X, T, epochs, lr=None, batch_size=None, seed=0, state=No
             batches = [order[i:i + stride] for i in range(0, n, stride)]
         total = 0.0
         for b, rows in enumerate(batches):
-            # a plain dict (init_params' own is a class of the generated module): one copy
-            # to each worker per step
-            P = client.scatter([dict(params)], broadcast=True, hash=False)[0]
+            P = _params_for_workers(client, params)
             parts = []
             if rows is None:
                 w = weights_of(data.sizes.astype(float), n)
@@ -307,7 +314,7 @@ def fit(module, params, X, T, epochs, lr=None, batch_size=None, seed=0, state=No
                     w = weights_of(np.array([local.size], dtype=float), rows.size)[0]
                     parts.append(client.submit(_chunk_grad, files, P, data.X[c], data.T[c],
                                                local, float(w), pure=False))
-            E, g = _reduce_with(client, _add, parts, split_every).result()
+            E, g = _reduce_with(client, _add, parts, split_every)
             if not np.isfinite(E):
                 losses[k] = E
                 raise module._diverged(losses, k, b, n, stride)
@@ -329,23 +336,19 @@ def _fit_local(client, module, files, params, state, data, epochs, lr, batch_siz
     done = 0
     while done < epochs:
         k = min(local_steps, epochs - done)
-        P = client.scatter([dict(params)], broadcast=True, hash=False)[0]
+        P = _params_for_workers(client, params)
         parts = [client.submit(_local_fit, files, P, states[c], data.X[c], data.T[c], done, k,
                                lr, batch_size, (seed + done + 7919 * c) % 2**32,
                                float(weights[c]), pure=False)
                  for c in range(len(data.X))]
         # each worker's optimizer state stays where it is, for its next round
         states = [client.submit(_item, p, 1, pure=False) for p in parts]
-        summed = _reduce_with(client, _sum_params,
-                              [client.submit(_item, p, 0, pure=False) for p in parts],
-                              split_every)
-        round_losses = _reduce_with(client, _sum_losses,
-                                    [client.submit(_item, p, 2, pure=False) for p in parts],
-                                    split_every)
-        new = summed.result()
+        new, round_losses = _reduce_with(
+            client, _sum_round, [client.submit(_without_state, p, pure=False) for p in parts],
+            split_every)
         for name, a in params.items():
             a[...] = new[name]
-        losses.append(round_losses.result())
+        losses.append(round_losses)
         done += k
     return np.concatenate(losses).astype(module.DTYPE) if losses else \
         np.empty(0, dtype=module.DTYPE)
@@ -355,12 +358,24 @@ def _item(r, i):
     return r[i]
 
 
+def _without_state(r):
+    return r[0], r[2]
+
+
+def _sum_round(*parts):
+    """(weighted parameters, weighted losses) of several workers: their sums."""
+    return ({k: sum(p[0][k] for p in parts) for k in parts[0][0]},
+            sum(p[1] for p in parts))
+
+
 def _reduce_with(client, combine, futures, split_every):
-    """Combine futures by a tree of fan-in split_every, on the workers."""
-    while len(futures) > 1:
+    """Combine futures by a tree of fan-in split_every: levels of tasks on the workers until
+    at most split_every remain, then the last node here, on what they send back (one task
+    hop less per step than a last task on a worker)."""
+    while len(futures) > split_every:
         futures = [client.submit(combine, *futures[i:i + split_every], pure=False)
                    for i in range(0, len(futures), split_every)]
-    return futures[0]
+    return combine(*client.gather(futures))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -719,7 +734,7 @@ def search(spec, space, X, T, validation=0.2, *, kind="grid", n_iter=10, epochs=
         raise SymnetError("X and T (and X_val and T_val): expected as many samples in each")
     client = _client(client)
     t0 = time.perf_counter()
-    data = client.scatter([X, T, Xv, Tv], broadcast=True)
+    data = client.scatter([X, T, Xv, Tv], broadcast=True, hash=False)
     futures = [client.submit(_train_point, spec_dict, fit_kw, *data, patience, min_delta, mode,
                              pure=False, retries=retries,
                              key=f"symnet-point-{i}-{os.urandom(4).hex()}")

@@ -664,13 +664,14 @@ class SearchResult:
 
     def __str__(self) -> str:
         head = ["point", *self.keys, "status", "epochs", "val_loss", "val_accuracy", "time_s"]
-        lines = ["  ".join(head)]
+        table = [head]
         for r in self.rows:
-            cells = [str(r["point"]), *(str(r[k]) for k in self.keys), r["status"],
-                     str(r["epochs"]), f"{r['val_loss']:.4g}", f"{r['val_accuracy']:.4g}",
-                     f"{r['compile_s'] + r['train_s']:.2f}"]
-            lines.append("  ".join(cells))
-        return "\n".join(lines)
+            table.append([str(r["point"]), *(str(r[k]) for k in self.keys), r["status"],
+                          str(r["epochs"]), f"{r['val_loss']:.4g}", f"{r['val_accuracy']:.4g}",
+                          f"{r['compile_s'] + r['train_s']:.2f}"])
+        widths = [max(len(row[c]) for row in table) for c in range(len(head))]
+        return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths)).rstrip()
+                         for row in table)
 
 
 def plan(spec, space, *, kind="grid", n_iter=10, epochs=100, batch_size=None, seed=0):

@@ -168,6 +168,13 @@ def test_apply_gradients_takes_the_step_from_given_gradients(mode, training, rul
         for name in p:
             np.testing.assert_allclose(p[name], want[name], rtol=1e-12, atol=1e-15)
     assert m.REDUCTION == "mean" and m.WEIGHT_DECAY == 0.0
+    # train_step is grad, then apply_gradients: the same numbers, bit for bit
+    a, b, sa, sb = m.init_params(), m.init_params(), m.init_state(), m.init_state()
+    for _ in range(3):
+        m.train_step(a, X, T, state=sa)
+        m.apply_gradients(b, m.grad(b, X, T)[1], state=sb)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
     with pytest.raises(ValueError, match="grads: missing 'b2'"):
         m.apply_gradients(p, {n: v for n, v in scaled.items() if n != "b2"})
     with pytest.raises(ValueError, match=r"grads\['W1'\]: expected shape \(4, 3\)"):

@@ -97,9 +97,9 @@ def n_params(sizes):
 
 def worker_build(spec_json: str, out_dir: str) -> dict:
     sys.path.insert(0, str(ROOT))
-    import codegen.cpu
-    import codegen.writer
     import symnet
+    import symnet.codegen.cpu
+    import symnet.codegen.writer
     import symnet.compiler
     import symnet.schedule
     import symnet.spec
@@ -123,8 +123,8 @@ def worker_build(spec_json: str, out_dir: str) -> dict:
     symnet.compiler.lower = timed("lower", symnet.compiler.lower)
     symnet.compiler.differentiate = timed("differentiate", symnet.compiler.differentiate)
     symnet.compiler.schedule = timed("schedule", symnet.compiler.schedule)
-    codegen.cpu.context = timed("render", codegen.cpu.context)
-    codegen.writer.render = timed("render", codegen.writer.render)
+    symnet.codegen.cpu.context = timed("render", symnet.codegen.cpu.context)
+    symnet.codegen.writer.render = timed("render", symnet.codegen.writer.render)
 
     d = json.loads(spec_json)
     form = d.pop("_form")

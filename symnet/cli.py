@@ -99,7 +99,7 @@ def _compile(args) -> int:
           + f", {spec.n_params()} parameters ({shapes})")
     if sched is None:
         if compiled.target == "cpu":
-            from codegen.loop import use_gemm
+            from .codegen.loop import use_gemm
 
             dtype = spec.codegen.dtype
             # per layer: the forward product, dE/dW, and delta<l-1> (not for layer 1)
@@ -115,7 +115,7 @@ def _compile(args) -> int:
             print(f"  kernels     {out_dir / compiled.kernel_info.name}.py (shared by every "
                   f"network of these kinds: Numba compiles it once)")
         if spec.codegen.strategy != "store":
-            from codegen.checkpoint import make_plan
+            from .codegen.checkpoint import make_plan
 
             p = make_plan(spec, compiled.program)
             print(f"  schedule    {spec.codegen.strategy} ({p.resolved}): {p.forward_steps} "
@@ -199,9 +199,8 @@ def _tradeoff(spec, args) -> int:
     """Stored bytes and FLOPs per sample of the loop form's backward pass, per strategy."""
     import numpy as np
 
-    from codegen.checkpoint import widths, with_net
-
     from . import checkpoint
+    from .codegen.checkpoint import widths, with_net
     from .loop import lower_loop
 
     program = lower_loop(spec)

@@ -94,7 +94,7 @@ def choose_mode(spec: Spec) -> str:
 def loop_plan(spec: Spec, info):
     """The loop form's schedule for this network (symnet.checkpoint.Plan), from the kinds of
     its layers (codegen.kernels.KernelInfo)."""
-    from codegen.kernels import network_plan
+    from .codegen.kernels import network_plan
 
     try:
         return network_plan(spec, info)
@@ -134,16 +134,16 @@ def build(spec, strategy: str | None = None, dtype: str | None = None,
     lowering anything (`program` is then None). `out_dir`: the folder the module will be
     written to; when `kernel_dir` is another one, the module records it (KERNEL_DIR) and loads
     its kernel file from there when the file is not beside it."""
-    from codegen.cpu import context
-    from codegen.writer import render
+    from .codegen.cpu import context
+    from .codegen.writer import render
 
     spec = with_overrides(as_spec(spec), strategy=strategy, dtype=dtype, mode=mode)
     check_target(spec, target)
     mode = choose_mode(spec)
     spec_file = Path(spec.source).name
     if mode == "loop" and target == "cpu":
-        from codegen.checkpoint import plan_summary
-        from codegen.kernels import kernel_source, load_info, render_module
+        from .codegen.checkpoint import plan_summary
+        from .codegen.kernels import kernel_source, load_info, render_module
 
         info = load_info(kernel_dir, spec, __version__) if kernel_dir is not None else None
         shared = None
@@ -164,8 +164,7 @@ def build(spec, strategy: str | None = None, dtype: str | None = None,
         return Compiled(spec, loop_program, None, source, "loop", kernels=kernels or (),
                         kernel_info=info, kernel_dir=shared)
     if mode == "loop":
-        from codegen.cuda import render_loop
-
+        from .codegen.cuda import render_loop
         from .loop import lower_loop
 
         loop_program = lower_loop(spec)
@@ -180,7 +179,7 @@ def build(spec, strategy: str | None = None, dtype: str | None = None,
     program = differentiate(lower(spec))
     sched = schedule(program, spec.codegen.strategy)
     if target == "cuda":
-        from codegen.cuda import render_scalar
+        from .codegen.cuda import render_scalar
 
         return Compiled(spec, program, sched, render_scalar(
             spec, sched, version=__version__, spec_file=spec_file, config=cuda_config),
@@ -208,7 +207,7 @@ def module_path(spec: Spec, out_dir: str | os.PathLike, target: str = "cpu") -> 
 def write(compiled: Compiled, out_dir: str | os.PathLike) -> Path:
     """Write the module into out_dir, and its kernel file with its KernelInfo beside it, or
     into the module's shared kernel folder (`Compiled.kernel_dir`). Returns the module's path."""
-    from codegen.writer import write_if_changed
+    from .codegen.writer import write_if_changed
 
     path = module_path(compiled.spec, out_dir, compiled.target)
     kernel_dir = Path(compiled.kernel_dir or out_dir)
@@ -217,7 +216,7 @@ def write(compiled: Compiled, out_dir: str | os.PathLike) -> Path:
     for name, text in compiled.kernels:  # first: the module imports them
         write_if_changed(kernel_dir / f"{name}.py", text)
     if compiled.kernels and compiled.kernel_info is not None:
-        from codegen.kernels import save_info
+        from .codegen.kernels import save_info
 
         save_info(kernel_dir, compiled.spec, __version__, compiled.kernel_info)
     write_if_changed(path, compiled.source)
@@ -233,7 +232,7 @@ _HEADER_MAX_BYTES = 1 << 20  # the header is a few kB; never read a whole large 
 def expected_header(spec: Spec) -> dict[str, str]:
     """The header constants that a module built now from `spec` (overrides applied) would
     record, as the source text of their values. Computed without sympy or Numba."""
-    from codegen.writer import generator_sha256
+    from .codegen.writer import generator_sha256
 
     return {
         "SYMNET_VERSION": repr(__version__),
@@ -327,7 +326,7 @@ def compile(spec, out_dir=None, *, strategy=None, dtype=None, mode=None,  # noqa
     check_target(spec, target)
     path = module_path(spec, out_dir if out_dir is not None else default_out_dir(), target)
     if not is_current(path, spec):
-        from codegen.writer import use_bytecode_cache
+        from .codegen.writer import use_bytecode_cache
 
         kdir = kernel_folder(path.parent, kernel_dir)
         use_bytecode_cache(kdir / TEMPLATE_CACHE)

@@ -379,9 +379,9 @@ def _latex(expr: sp.Expr) -> str:
 
 
 def render_kernel(spec, program, q: _Quantities) -> str:
-    from codegen.cpu import Line
-    from codegen.printer import NumbaPrinter
-    from codegen.writer import render
+    from .codegen.cpu import Line
+    from .codegen.printer import NumbaPrinter
+    from .codegen.writer import render
 
     # always float64: the values to show, whatever the module's dtype (a float32 module's
     # own values are checked against them to float32's precision)
@@ -409,7 +409,7 @@ def explain(spec, x, target, *, out_dir=None, lr=None, params=None,
 
     `x` and `target` are one sample's inputs and targets; `params` defaults to the module's
     init_params(); `lr` to the spec's learning rate."""
-    from codegen.writer import write_if_changed
+    from .codegen.writer import write_if_changed
 
     spec = as_spec(spec)
     check_explainable(spec)

@@ -39,7 +39,7 @@ TARGETS = ("cpu", "cuda")  # [codegen] targets: the CPU module <name>.py, the CU
 # enough for any file system, and never the name of a module the process may already use.
 MAX_NAME_LENGTH = 100
 RESERVED_NAMES = frozenset(sys.stdlib_module_names) | {
-    "symnet", "codegen", "templates", "numpy", "numba", "llvmlite", "sympy", "scipy", "jinja2",
+    "symnet", "numpy", "numba", "llvmlite", "sympy", "scipy", "jinja2",
     "markupsafe", "mpmath",
 }
 # Sanity bound on network.inputs and units (the compiler's own size limit is far lower; this

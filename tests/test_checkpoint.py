@@ -13,7 +13,6 @@ import pytest
 from _reference import finite_difference_grad
 
 import symnet
-from codegen.checkpoint import make_plan, plan_table
 from symnet.checkpoint import (
     check,
     optimal_forward_steps,
@@ -21,6 +20,7 @@ from symnet.checkpoint import (
     plan,
     revolve_forward_steps,
 )
+from symnet.codegen.checkpoint import make_plan, plan_table
 from symnet.compiler import as_spec
 
 ROOT = Path(__file__).resolve().parent.parent

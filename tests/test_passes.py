@@ -10,10 +10,10 @@ import pytest
 import sympy as sp
 
 import symnet
-from codegen.printer import NumbaPrinter
-from codegen.writer import write_if_changed
 from symnet import functions
 from symnet.autodiff import differentiate
+from symnet.codegen.printer import NumbaPrinter
+from symnet.codegen.writer import write_if_changed
 from symnet.errors import SymnetError
 from symnet.lower import lower
 from symnet.schedule import RECOMPUTE_MAX_OPS, schedule

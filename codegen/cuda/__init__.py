@@ -7,6 +7,7 @@ from symnet.loop import LoopProgram
 from symnet.schedule import Schedule
 from symnet.spec import Spec
 
+from ..writer import render
 from .config import CudaConfig
 from .context import loop_context, scalar_context
 
@@ -15,16 +16,12 @@ TEMPLATE = "cuda/module.py.jinja"
 
 def render_scalar(spec: Spec, schedule: Schedule, *, version: str, spec_file: str,
                   config: CudaConfig | None = None) -> str:
-    from codegen.writer import render
-
     return render(TEMPLATE, scalar_context(spec, schedule, version=version, spec_file=spec_file,
                                            config=config))
 
 
 def render_loop(spec: Spec, program: LoopProgram, *, version: str, spec_file: str,
                 config: CudaConfig | None = None) -> str:
-    from codegen.writer import render
-
     return render(TEMPLATE, loop_context(spec, program, version=version, spec_file=spec_file,
                                          config=config))
 

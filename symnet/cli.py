@@ -21,7 +21,7 @@ from .spec import DTYPES, MODES, TARGETS, load_spec
 
 
 def _strategy(text: str) -> str:
-    from .checkpoint import STRATEGY_FORMS, is_strategy
+    from .strategy import STRATEGY_FORMS, is_strategy
 
     if not is_strategy(text):
         raise argparse.ArgumentTypeError(f"expected {STRATEGY_FORMS}, got {text!r}")

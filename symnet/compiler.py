@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .checkpoint import parse_strategy
 from .errors import SpecError
 from .spec import TARGETS, Spec, check_module_name, load_spec, spec_from_dict
+from .strategy import parse_strategy
 
 if TYPE_CHECKING:  # the stages that need sympy are imported where they run
     from .loop import LoopProgram

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import STRATEGY_FORMS, parse_strategy
 from .errors import SpecError
 from .functions import ACTIVATIONS, CUSTOM, LOSSES, parse_activation, parse_loss
+from .strategy import STRATEGY_FORMS, parse_strategy
 
 BIAS_KINDS = ("per_unit", "shared", "none")
 REDUCTIONS = ("mean", "sum")
@@ -31,7 +31,7 @@ INIT_SCHEMES = ("normal_0.01", "uniform_fan_in", "xavier_uniform", "xavier_norma
                 "he_uniform")
 LOSS_KINDS = (*LOSSES, CUSTOM)
 DTYPES = ("float32", "float64")
-STRATEGIES = ("store", "recompute")  # and "checkpoint:K", "budget:N": see checkpoint.py
+STRATEGIES = ("store", "recompute")  # and "checkpoint:K", "budget:N": see strategy.py
 MODES = ("auto", "scalar", "loop")
 TARGETS = ("cpu", "cuda")  # [codegen] targets: the CPU module <name>.py, the CUDA <name>_cuda.py
 

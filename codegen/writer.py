@@ -1,11 +1,10 @@
-"""Render the module's template and write it atomically, only when its text changed
-(a content-identical rewrite would throw away Numba's on-disk cache)."""
+"""Render a template of symnet.templates, and the hash of the generator's own source (its
+files are written by symnet.files)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -66,27 +65,3 @@ def use_bytecode_cache(directory: str | os.PathLike) -> None:
     except OSError:  # a read-only place: render without the cache
         return
     _ENV.bytecode_cache = jinja2.FileSystemBytecodeCache(str(directory))
-
-
-def write_if_changed(path: Path, text: str) -> bool:
-    """Write text to path atomically (temporary file, then rename); False if unchanged."""
-    path = Path(path)
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
-    except (FileNotFoundError, UnicodeDecodeError):
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return True

@@ -28,8 +28,9 @@ Strategies (`[codegen] strategy`, parsed by symnet.strategy):
 - ``budget:<size>`` (e.g. ``budget:96KB``): the most slots whose stored bytes per sample
   (slots and work buffers) fit in <size>, then as ``budget:N``.
 
-Everything here is pure Python over integers: the templates unroll nothing, the kernel reads
-the plan as a table of actions.
+Everything here is pure Python over integers (`widths`, `with_net` and `make_plan` read a
+network's off its spec and LoopProgram): the templates unroll nothing, the kernel reads the
+plan as a table of actions (symnet.codegen.checkpoint).
 """
 
 from __future__ import annotations
@@ -37,8 +38,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 from .strategy import Strategy, parse_strategy
+
+if TYPE_CHECKING:
+    from .loop import LoopProgram
+    from .spec import Spec
 
 # ----------------------------------------------------------------------------------------
 # binomial checkpointing: the optimum for a chain
@@ -372,6 +378,31 @@ def _finish(strategy, resolved, widths, sizes, b: _Builder, itemsize) -> Plan:
     return Plan(strategy=strategy, resolved=resolved, widths=widths, state_sizes=sizes,
                 actions=tuple(b.actions), buffers=tuple(buffers), deltas=deltas,
                 itemsize=itemsize)
+
+
+# ----------------------------------------------------------------------------------------
+# one network's shape
+
+
+def widths(spec: Spec) -> tuple[int, ...]:
+    """The layer widths w_0 (inputs), w_1, ..., w_L."""
+    return (spec.network.inputs, *(layer.units for layer in spec.network.layers))
+
+
+def with_net(program: LoopProgram) -> tuple[bool, ...]:
+    """Per layer 1..L: whether its state keeps net (its derivative reads z)."""
+    from .loop import Z
+
+    return tuple(L is not program.layers[-1] and Z in L.derivative.free_symbols
+                 for L in program.layers)
+
+
+def make_plan(spec: Spec, program: LoopProgram) -> Plan:
+    """The plan of the spec's strategy for the network of a LoopProgram (symnet.loop)."""
+    import numpy as np
+
+    itemsize = np.dtype(spec.codegen.dtype).itemsize
+    return plan(spec.codegen.strategy, widths(spec), with_net(program), itemsize)
 
 
 def check(p: Plan) -> None:

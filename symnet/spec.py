@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .backends import TARGETS  # [codegen] targets: the backends' names
 from .errors import SpecError
 from .functions import ACTIVATIONS, CUSTOM, LOSSES, parse_activation, parse_loss
 from .strategy import STRATEGY_FORMS, parse_strategy
@@ -33,7 +34,6 @@ LOSS_KINDS = (*LOSSES, CUSTOM)
 DTYPES = ("float32", "float64")
 STRATEGIES = ("store", "recompute")  # and "checkpoint:K", "budget:N": see strategy.py
 MODES = ("auto", "scalar", "loop")
-TARGETS = ("cpu", "cuda")  # [codegen] targets: the CPU module <name>.py, the CUDA <name>_cuda.py
 
 # `name` becomes the generated module's file name and its name in sys.modules: keep it short
 # enough for any file system, and never the name of a module the process may already use.

@@ -13,8 +13,8 @@ import symnet
 from symnet import functions
 from symnet.autodiff import differentiate
 from symnet.codegen.printer import NumbaPrinter
-from symnet.codegen.writer import write_if_changed
 from symnet.errors import SymnetError
+from symnet.files import write_if_changed
 from symnet.lower import lower
 from symnet.schedule import RECOMPUTE_MAX_OPS, schedule
 

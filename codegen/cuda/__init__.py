@@ -1,5 +1,6 @@
 """The CUDA backend: the same scalar Schedule or LoopProgram as the CPU backend, rendered
-into a `numba.cuda` module with the CPU module's API (templates/cuda/)."""
+into a `numba.cuda` module with the CPU module's API (templates/cuda/). This package is the
+backend's entry: what symnet.backends asks of it."""
 
 from __future__ import annotations
 
@@ -26,5 +27,10 @@ def render_loop(spec: Spec, program: LoopProgram, *, version: str, spec_file: st
                                          config=config))
 
 
-__all__ = ["CudaConfig", "TEMPLATE", "loop_context", "render_loop", "render_scalar",
-           "scalar_context"]
+def loop_form(spec: Spec) -> str:
+    """The loop form's kernels in a few words, for `symnet compile`'s summary."""
+    return "per-thread layer loops"
+
+
+__all__ = ["CudaConfig", "TEMPLATE", "loop_context", "loop_form", "render_loop",
+           "render_scalar", "scalar_context"]

@@ -7,15 +7,15 @@ and explain ask this module, where a target's name ("cpu", "cuda") gives its `Ba
 
 A Backend is a configuration: the target's settings, as data, and the name of the module
 that renders it, imported the first time something is rendered (the generators import
-jinja2, their printers sympy). So `import symnet`, the check that reuses a generated module
-and the command line's argument errors import no generator.
+jinja2, their printers sympy). So `import symnet` imports no generator, and the check that
+reuses a generated module only the writer, for the generator's hash (`generator_sha256`).
 
-To add a backend: write its generator as a module (or package) of symnet.codegen with
-`render_scalar` and `loop_form`, and either `render_loop` or the kernel-file functions the
-CPU backend has (see `Backend`'s methods, and codegen/cpu_backend.py and
-codegen/cuda/__init__.py, the two entries there are); put its templates under
-symnet.templates; then add its `Backend` to BACKENDS below. The spec's `[codegen] targets`,
-`symnet compile --target` and `symnet.build(target=...)` take its name from then on.
+To add a backend (docs/architecture.md, "Adding a backend"): write its generator as a
+module or package of symnet.codegen whose entry has `render_scalar` and `loop_form`, and
+either `render_loop` or the CPU's kernel-file functions (see `Backend`'s methods; the two
+entries so far are codegen/cpu_backend.py and codegen/cuda/__init__.py); put its templates
+under symnet.templates; then add its `Backend` to BACKENDS below. The spec's `[codegen]
+targets`, `symnet compile --target` and `symnet.build(target=...)` take its name from then on.
 """
 
 from __future__ import annotations

@@ -44,7 +44,8 @@ sys.path.insert(0, str(ROOT))
 from bench_peers import cpu_model  # noqa: E402
 
 import symnet  # noqa: E402
-from codegen.checkpoint import make_plan, plan_table  # noqa: E402
+from symnet.checkpoint import make_plan  # noqa: E402
+from symnet.codegen.checkpoint import plan_table  # noqa: E402
 from symnet.compiler import as_spec  # noqa: E402
 from symnet.loop import lower_loop  # noqa: E402
 

@@ -42,7 +42,7 @@ def main() -> int:
     from threadpoolctl import threadpool_limits
 
     import symnet
-    from codegen.loop import use_gemm
+    from symnet.codegen.loop import use_gemm
 
     spec = {"name": "bench_gemm", "network": {"inputs": 32, "layers": [
         {"units": 32, "activation": "tanh"}, {"units": 32, "activation": "linear"}]},

@@ -5,15 +5,11 @@ offsets into the kernel's arena, and the figures the module records."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from symnet.checkpoint import Plan, plan
+from symnet.checkpoint import Plan
 from symnet.spec import Spec
-
-if TYPE_CHECKING:
-    from symnet.loop import LoopProgram
 
 
 @dataclass(frozen=True)
@@ -23,23 +19,6 @@ class Row:
     src: int
     dst: int
     comment: str
-
-
-def with_net(program: LoopProgram) -> tuple[bool, ...]:
-    """Per layer 1..L: whether its state keeps net (its derivative reads z)."""
-    from symnet.loop import Z
-
-    return tuple(L is not program.layers[-1] and Z in L.derivative.free_symbols
-                 for L in program.layers)
-
-
-def widths(spec: Spec) -> tuple[int, ...]:
-    return (spec.network.inputs, *(layer.units for layer in spec.network.layers))
-
-
-def make_plan(spec: Spec, program: LoopProgram) -> Plan:
-    itemsize = np.dtype(spec.codegen.dtype).itemsize
-    return plan(spec.codegen.strategy, widths(spec), with_net(program), itemsize)
 
 
 def plan_rows(p: Plan) -> list[Row]:

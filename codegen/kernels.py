@@ -23,13 +23,14 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from symnet.checkpoint import Plan, plan
+from symnet.checkpoint import Plan, plan, widths
+from symnet.files import write_if_changed
 from symnet.spec import Spec
 
-from .checkpoint import plan_rows, widths
+from .checkpoint import plan_rows
 from .cpu import _X, base_context
 from .loop import GEMM_MAX, _block, use_gemm
-from .writer import generator_sha256, render, write_if_changed
+from .writer import generator_sha256, render
 
 KERNEL_PREFIX = "symnet_kernels_"
 INFO_PREFIX = "symnet_kinds_"
@@ -150,6 +151,17 @@ def _gemm_flags(spec: Spec, units: int, units_in: int) -> tuple[bool, bool]:
     dtype = spec.codegen.dtype
     return (use_gemm(units, units_in, units, dtype),
             use_gemm(units, units_in, units_in, dtype))
+
+
+def matrix_products(spec: Spec) -> tuple[int, int]:
+    """How many of the network's matrix products run through _gemm, and how many through
+    np.dot: per layer its forward product and dE/dW, and delta<l-1> but for layer 1."""
+    w = widths(spec)
+    flags = []
+    for i in range(1, len(w)):
+        forward, backward = _gemm_flags(spec, w[i], w[i - 1])
+        flags += [forward, backward] + ([backward] if i > 1 else [])
+    return sum(flags), len(flags) - sum(flags)
 
 
 def uses_gemm(spec: Spec) -> bool:

@@ -1,18 +1,17 @@
-"""Render the module's template and write it atomically, only when its text changed
-(a content-identical rewrite would throw away Numba's on-disk cache)."""
+"""Render a template of symnet.templates, and the hash of the generator's own source (its
+files are written by symnet.files)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 import jinja2
 
 _ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("templates", ""),
+    loader=jinja2.PackageLoader("symnet.templates", ""),
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
     autoescape=False,
@@ -20,22 +19,28 @@ _ENV = jinja2.Environment(
 
 
 # The packages whose source decides the generated text: the pipeline, the backends, the templates.
-_GENERATOR_PACKAGES = ("symnet", "codegen", "templates")
+_GENERATOR_PACKAGES = ("symnet", "symnet.codegen", "symnet.templates")
 
 
 @lru_cache(maxsize=1)
 def generator_sha256() -> str:
-    """SHA-256 of the generator's own source: every .py and .jinja file of symnet/, codegen/
-    and templates/, by relative path and content. A generated module records it
-    (`GENERATOR_SHA256`), so that a module written by another build of symnet, even one with
-    the same version number, is never reused (see symnet.compiler.compile)."""
+    """SHA-256 of the generator's own source: every .py and .jinja file of symnet,
+    symnet.codegen and symnet.templates (in a checkout: symnet/, codegen/ and templates/), by
+    package, relative path and content. Installed, symnet.codegen and symnet.templates are
+    folders inside symnet's: each file is counted once, under its own package, so that a
+    checkout, an editable install and a wheel of the same source give the same hash. A
+    generated module records it (`GENERATOR_SHA256`), so that a module written by another
+    build of symnet, even one with the same version number, is never reused (see
+    symnet.compiler.compile)."""
     import importlib.util
 
+    roots = {package: Path(importlib.util.find_spec(package).origin).parent
+             for package in _GENERATOR_PACKAGES}
     digest = hashlib.sha256()
-    for package in _GENERATOR_PACKAGES:
-        root = Path(importlib.util.find_spec(package).origin).parent
+    for package, root in roots.items():
+        inner = [r for r in roots.values() if r != root and r.is_relative_to(root)]
         for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".jinja")):
-            if "__pycache__" in path.parts:
+            if "__pycache__" in path.parts or any(path.is_relative_to(r) for r in inner):
                 continue
             digest.update(f"{package}/{path.relative_to(root).as_posix()}\0".encode())
             digest.update(hashlib.sha256(path.read_bytes()).digest())
@@ -60,27 +65,3 @@ def use_bytecode_cache(directory: str | os.PathLike) -> None:
     except OSError:  # a read-only place: render without the cache
         return
     _ENV.bytecode_cache = jinja2.FileSystemBytecodeCache(str(directory))
-
-
-def write_if_changed(path: Path, text: str) -> bool:
-    """Write text to path atomically (temporary file, then rename); False if unchanged."""
-    path = Path(path)
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
-    except (FileNotFoundError, UnicodeDecodeError):
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return True

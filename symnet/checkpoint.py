@@ -16,7 +16,7 @@ Buffers are *slots* (checkpoints, kept across backward steps) and at most two *w
 (the state being advanced between checkpoints). A buffer holds one layer's state: its out
 vector, plus its net vector where the derivative of that layer's activation reads net.
 
-Strategies (`[codegen] strategy`):
+Strategies (`[codegen] strategy`, parsed by symnet.strategy):
 
 - ``store``: every state in a slot (L - 1 slots, no recomputation);
 - ``recompute``: no slot; before each backward step the state is recomputed from X;
@@ -28,74 +28,23 @@ Strategies (`[codegen] strategy`):
 - ``budget:<size>`` (e.g. ``budget:96KB``): the most slots whose stored bytes per sample
   (slots and work buffers) fit in <size>, then as ``budget:N``.
 
-Everything here is pure Python over integers: the templates unroll nothing, the kernel reads
-the plan as a table of actions.
+Everything here is pure Python over integers (`widths`, `with_net` and `make_plan` read a
+network's off its spec and LoopProgram): the templates unroll nothing, the kernel reads the
+plan as a table of actions (symnet.codegen.checkpoint).
 """
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
-STRATEGY_FORMS = ('"store", "recompute", "checkpoint:K" (K >= 1), "checkpoint:sqrt", '
-                  '"budget:N" (N >= 0 slots) or "budget:SIZE" (like "64KB"; B, KB, MB or GB, '
-                  "powers of 1024)")
-UNITS = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3}
-MAX_NUMBER = 10 ** 12
+from .strategy import Strategy, parse_strategy
 
-_FORM = re.compile(r"(?:(checkpoint):(sqrt|[0-9]{1,13})|(budget):([0-9]{1,13})(B|KB|MB|GB)?)")
-
-
-@dataclass(frozen=True)
-class Strategy:
-    kind: str  # "store", "recompute", "checkpoint" or "budget"
-    every: int = 0  # checkpoint:K; 0 for checkpoint:sqrt
-    slots: int | None = None  # budget:N
-    nbytes: int | None = None  # budget:SIZE, in bytes
-    text: str = "store"
-
-    @property
-    def layerwise(self) -> bool:
-        """Only the loop form has it (the scalar form has store and recompute)."""
-        return self.kind in ("checkpoint", "budget")
-
-
-def parse_strategy(text: object) -> Strategy:
-    """The strategy a spec or the command line names; ValueError (with what was expected)
-    for anything else."""
-    if not isinstance(text, str):
-        raise ValueError(f"a string: {STRATEGY_FORMS}")
-    if text in ("store", "recompute"):
-        return Strategy(text, text=text)
-    m = _FORM.fullmatch(text)
-    if m is None:
-        raise ValueError(STRATEGY_FORMS)
-    if m.group(1):
-        if m.group(2) == "sqrt":
-            return Strategy("checkpoint", 0, text=text)
-        k = int(m.group(2))
-        if not 1 <= k <= MAX_NUMBER:
-            raise ValueError(f'"checkpoint:K" with 1 <= K <= {MAX_NUMBER}')
-        return Strategy("checkpoint", k, text=text)
-    number = int(m.group(4))
-    if number > MAX_NUMBER:
-        raise ValueError(f'"budget:N" with N <= {MAX_NUMBER}')
-    if m.group(5) is None:
-        return Strategy("budget", slots=number, text=text)
-    if number == 0:
-        raise ValueError('"budget:SIZE" with a positive size')
-    return Strategy("budget", nbytes=number * UNITS[m.group(5)], text=text)
-
-
-def is_strategy(text: object) -> bool:
-    try:
-        parse_strategy(text)
-    except ValueError:
-        return False
-    return True
-
+if TYPE_CHECKING:
+    from .loop import LoopProgram
+    from .spec import Spec
 
 # ----------------------------------------------------------------------------------------
 # binomial checkpointing: the optimum for a chain
@@ -429,6 +378,31 @@ def _finish(strategy, resolved, widths, sizes, b: _Builder, itemsize) -> Plan:
     return Plan(strategy=strategy, resolved=resolved, widths=widths, state_sizes=sizes,
                 actions=tuple(b.actions), buffers=tuple(buffers), deltas=deltas,
                 itemsize=itemsize)
+
+
+# ----------------------------------------------------------------------------------------
+# one network's shape
+
+
+def widths(spec: Spec) -> tuple[int, ...]:
+    """The layer widths w_0 (inputs), w_1, ..., w_L."""
+    return (spec.network.inputs, *(layer.units for layer in spec.network.layers))
+
+
+def with_net(program: LoopProgram) -> tuple[bool, ...]:
+    """Per layer 1..L: whether its state keeps net (its derivative reads z)."""
+    from .loop import Z
+
+    return tuple(L is not program.layers[-1] and Z in L.derivative.free_symbols
+                 for L in program.layers)
+
+
+def make_plan(spec: Spec, program: LoopProgram) -> Plan:
+    """The plan of the spec's strategy for the network of a LoopProgram (symnet.loop)."""
+    import numpy as np
+
+    itemsize = np.dtype(spec.codegen.dtype).itemsize
+    return plan(spec.codegen.strategy, widths(spec), with_net(program), itemsize)
 
 
 def check(p: Plan) -> None:

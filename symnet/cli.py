@@ -13,7 +13,7 @@ from pathlib import Path
 
 import sympy as sp
 
-from . import __version__, sweep
+from . import __version__, backends, sweep
 from .compiler import MAX_SCALAR_PARAMS, build, write
 from .errors import SymnetError, one_line
 from .schedule import schedule
@@ -21,7 +21,7 @@ from .spec import DTYPES, MODES, TARGETS, load_spec
 
 
 def _strategy(text: str) -> str:
-    from .checkpoint import STRATEGY_FORMS, is_strategy
+    from .strategy import STRATEGY_FORMS, is_strategy
 
     if not is_strategy(text):
         raise argparse.ArgumentTypeError(f"expected {STRATEGY_FORMS}, got {text!r}")
@@ -101,29 +101,18 @@ def _compile(args) -> int:
           + "-".join(str(layer.units) for layer in spec.network.layers)
           + f", {spec.n_params()} parameters ({shapes})")
     if sched is None:
-        if compiled.target == "cpu":
-            from codegen.loop import use_gemm
-
-            dtype = spec.codegen.dtype
-            # per layer: the forward product, dE/dW, and delta<l-1> (not for layer 1)
-            products = [use_gemm(L.units, L.units_in, cols, dtype)
-                        for L in compiled.program.layers
-                        for cols in (L.units, L.units_in, L.units_in)[:3 if L.number > 1 else 2]]
-            how = (f"matrix products: {sum(products)} by _gemm, "
-                   f"{len(products) - sum(products)} by np.dot")
-        else:
-            how = "per-thread layer loops"
-        print(f"  form        loop ({how}), dtype {spec.codegen.dtype}")
+        backend = backends.get(compiled.target)
+        print(f"  form        loop ({backend.loop_form(spec)}), dtype {spec.codegen.dtype}")
         if compiled.kernel_info is not None:
             print(f"  kernels     {out_dir / compiled.kernel_info.name}.py (shared by every "
                   f"network of these kinds: Numba compiles it once)")
+        # a schedule: only a backend with schedules gets here (check_target); its module's plan
         if spec.codegen.strategy != "store":
-            from codegen.checkpoint import make_plan
-
-            p = make_plan(spec, compiled.program)
-            print(f"  schedule    {spec.codegen.strategy} ({p.resolved}): {p.forward_steps} "
-                  f"layer evaluations ({p.recomputations} recomputed), {p.stored_bytes} bytes "
-                  f"stored per sample ({p.peak_bytes} with the deltas)")
+            s = backend.plan_summary(spec, backend.network_plan(spec, compiled.kernel_info))
+            print(f"  schedule    {spec.codegen.strategy} ({s['schedule']}): "
+                  f"{s['forward_steps']} layer evaluations ({s['recomputations']} recomputed), "
+                  f"{s['stored_bytes_per_sample']} bytes stored per sample "
+                  f"({s['peak_bytes_per_sample']} with the deltas)")
         return 0
     c, b = sched.counts, sched.before_cse
     print(f"  form        scalar (unrolled), strategy {sched.strategy}, dtype {spec.codegen.dtype}")
@@ -202,13 +191,12 @@ def _tradeoff(spec, args) -> int:
     """Stored bytes and FLOPs per sample of the loop form's backward pass, per strategy."""
     import numpy as np
 
-    from codegen.checkpoint import widths, with_net
-
     from . import checkpoint
     from .loop import lower_loop
 
     program = lower_loop(spec)
-    shape = (widths(spec), with_net(program), np.dtype(spec.codegen.dtype).itemsize)
+    shape = (checkpoint.widths(spec), checkpoint.with_net(program),
+             np.dtype(spec.codegen.dtype).itemsize)
     names = list(checkpoint.TRADEOFF_STRATEGIES)
     if spec.codegen.strategy not in names:
         names.insert(1, spec.codegen.strategy)

@@ -1,6 +1,7 @@
 """The pipeline, end to end: spec -> Program -> backprop -> Schedule -> source -> module.
 
-Each stage is a plain function in its own module; this file only strings them together.
+Each stage is a plain function in its own module; this file only strings them together. The
+target's backend, from the registry symnet.backends, renders the source.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from .checkpoint import parse_strategy
+from . import __version__, backends
 from .errors import SpecError
+from .files import write_if_changed
 from .spec import TARGETS, Spec, check_module_name, load_spec, spec_from_dict
+from .strategy import parse_strategy
 
 if TYPE_CHECKING:  # the stages that need sympy are imported where they run
     from .loop import LoopProgram
@@ -45,14 +47,14 @@ class Compiled:
     # files the module imports, written beside it: (module name, source); the CPU loop form's
     # kernel file, named by its text's hash and shared by every network of the same kinds
     kernels: tuple[tuple[str, str], ...] = ()
-    kernel_info: Any = None  # the loop form's codegen.kernels.KernelInfo
+    kernel_info: Any = None  # the CPU loop form's KernelInfo (symnet.codegen.kernels)
     # where `kernels` go when not beside the module (an absolute path, recorded in the module
     # as KERNEL_DIR): a folder of kernel files shared by modules written in several folders
     kernel_dir: str | None = None
 
     @property
     def module_name(self) -> str:
-        return self.spec.name + ("_cuda" if self.target == "cuda" else "")
+        return self.spec.name + backends.get(self.target).suffix
 
 
 def as_spec(spec: Spec | str | os.PathLike | Mapping[str, Any]) -> Spec:
@@ -91,13 +93,11 @@ def choose_mode(spec: Spec) -> str:
     return mode
 
 
-def loop_plan(spec: Spec, info):
+def loop_plan(spec: Spec, info, target: str = "cpu"):
     """The loop form's schedule for this network (symnet.checkpoint.Plan), from the kinds of
-    its layers (codegen.kernels.KernelInfo)."""
-    from codegen.kernels import network_plan
-
+    its layers (the KernelInfo of a backend with kernel files)."""
     try:
-        return network_plan(spec, info)
+        return backends.get(target).network_plan(spec, info)
     except ValueError as exc:  # a byte budget too small for this network
         raise SpecError(spec.source, "codegen.strategy", str(exc),
                         spec.codegen.strategy) from None
@@ -107,10 +107,12 @@ def check_target(spec: Spec, target: str) -> None:
     if target not in TARGETS:
         raise SpecError(spec.source, "codegen.targets", "a target among "
                         + ", ".join(f'"{t}"' for t in TARGETS), target)
-    if target == "cuda" and choose_mode(spec) == "loop" and spec.codegen.strategy != "store":
-        raise SpecError(spec.source, "codegen.strategy", '"store" for the CUDA target\'s loop '
-                        "form (checkpoint schedules are emitted for the CPU only)",
-                        spec.codegen.strategy)
+    backend = backends.get(target)
+    if not backend.schedules and choose_mode(spec) == "loop" \
+            and spec.codegen.strategy != "store":
+        raise SpecError(spec.source, "codegen.strategy", f'"store" for the {backend.title} '
+                        "target's loop form (checkpoint schedules are emitted for the CPU "
+                        "only)", spec.codegen.strategy)
 
 
 def check_size(spec: Spec) -> None:
@@ -128,24 +130,20 @@ def build(spec, strategy: str | None = None, dtype: str | None = None,
           out_dir: str | os.PathLike | None = None) -> Compiled:
     """Run every stage and render the module's source (nothing is written).
     `spec` is a Spec, a path to a TOML file or a dict. `target` is "cpu" or "cuda" (the
-    same pipeline, rendered by codegen/cuda; `cuda_config` is its CudaConfig).
+    same pipeline, rendered by the CUDA backend; `cuda_config` is its CudaConfig).
     `kernel_dir`: where the CPU loop form's kernel files are; when one for this network's
     kinds is there already, with its KernelInfo, the module is rendered from that without
     lowering anything (`program` is then None). `out_dir`: the folder the module will be
     written to; when `kernel_dir` is another one, the module records it (KERNEL_DIR) and loads
     its kernel file from there when the file is not beside it."""
-    from codegen.cpu import context
-    from codegen.writer import render
-
     spec = with_overrides(as_spec(spec), strategy=strategy, dtype=dtype, mode=mode)
     check_target(spec, target)
+    backend = backends.get(target)
     mode = choose_mode(spec)
     spec_file = Path(spec.source).name
-    if mode == "loop" and target == "cpu":
-        from codegen.checkpoint import plan_summary
-        from codegen.kernels import kernel_source, load_info, render_module
-
-        info = load_info(kernel_dir, spec, __version__) if kernel_dir is not None else None
+    if mode == "loop" and backend.kernel_files:
+        info = (backend.load_info(kernel_dir, spec, __version__) if kernel_dir is not None
+                else None)
         shared = None
         if kernel_dir is not None and out_dir is not None \
                 and Path(kernel_dir).resolve() != Path(out_dir).resolve():
@@ -155,23 +153,21 @@ def build(spec, strategy: str | None = None, dtype: str | None = None,
             from .loop import lower_loop
 
             loop_program = lower_loop(spec)
-            info, text = kernel_source(spec, loop_program, version=__version__)
+            info, text = backend.kernel_source(spec, loop_program, version=__version__)
             kernels = ((info.name, text),)
-        p = loop_plan(spec, info)
-        summary = plan_summary(spec, p) if spec.codegen.strategy != "store" else None
-        source = render_module(spec, info, p, version=__version__, spec_file=spec_file,
-                               checkpoint_summary=summary, kernel_dir=shared)
-        return Compiled(spec, loop_program, None, source, "loop", kernels=kernels or (),
-                        kernel_info=info, kernel_dir=shared)
+        p = loop_plan(spec, info, target)
+        summary = backend.plan_summary(spec, p) if spec.codegen.strategy != "store" else None
+        source = backend.render_module(spec, info, p, version=__version__, spec_file=spec_file,
+                                       checkpoint_summary=summary, kernel_dir=shared)
+        return Compiled(spec, loop_program, None, source, "loop", target,
+                        kernels=kernels or (), kernel_info=info, kernel_dir=shared)
     if mode == "loop":
-        from codegen.cuda import render_loop
-
         from .loop import lower_loop
 
         loop_program = lower_loop(spec)
-        return Compiled(spec, loop_program, None, render_loop(
+        return Compiled(spec, loop_program, None, backend.render_loop(
             spec, loop_program, version=__version__, spec_file=spec_file,
-            config=cuda_config), "loop", "cuda")
+            config=cuda_config), "loop", target)
     from .autodiff import differentiate
     from .lower import lower
     from .schedule import schedule
@@ -179,14 +175,9 @@ def build(spec, strategy: str | None = None, dtype: str | None = None,
     check_size(spec)
     program = differentiate(lower(spec))
     sched = schedule(program, spec.codegen.strategy)
-    if target == "cuda":
-        from codegen.cuda import render_scalar
-
-        return Compiled(spec, program, sched, render_scalar(
-            spec, sched, version=__version__, spec_file=spec_file, config=cuda_config),
-            "scalar", "cuda")
-    ctx = context(spec, sched, version=__version__, spec_file=spec_file)
-    return Compiled(spec, program, sched, render("cpu/module.py.jinja", ctx), "scalar")
+    return Compiled(spec, program, sched, backend.render_scalar(
+        spec, sched, version=__version__, spec_file=spec_file, config=cuda_config),
+        "scalar", target)
 
 
 def default_out_dir() -> Path:
@@ -202,14 +193,12 @@ def module_path(spec: Spec, out_dir: str | os.PathLike, target: str = "cpu") -> 
     here (a Spec can be built by hand, bypassing the loader), so that the file is always
     directly inside `out_dir`."""
     check_module_name(spec.name, spec.source)
-    return Path(out_dir) / f"{spec.name}{'_cuda' if target == 'cuda' else ''}.py"
+    return Path(out_dir) / f"{spec.name}{backends.get(target).suffix}.py"
 
 
 def write(compiled: Compiled, out_dir: str | os.PathLike) -> Path:
     """Write the module into out_dir, and its kernel file with its KernelInfo beside it, or
     into the module's shared kernel folder (`Compiled.kernel_dir`). Returns the module's path."""
-    from codegen.writer import write_if_changed
-
     path = module_path(compiled.spec, out_dir, compiled.target)
     kernel_dir = Path(compiled.kernel_dir or out_dir)
     if compiled.kernels:
@@ -217,9 +206,8 @@ def write(compiled: Compiled, out_dir: str | os.PathLike) -> Path:
     for name, text in compiled.kernels:  # first: the module imports them
         write_if_changed(kernel_dir / f"{name}.py", text)
     if compiled.kernels and compiled.kernel_info is not None:
-        from codegen.kernels import save_info
-
-        save_info(kernel_dir, compiled.spec, __version__, compiled.kernel_info)
+        backends.get(compiled.target).save_info(kernel_dir, compiled.spec, __version__,
+                                                compiled.kernel_info)
     write_if_changed(path, compiled.source)
     return path
 
@@ -233,11 +221,9 @@ _HEADER_MAX_BYTES = 1 << 20  # the header is a few kB; never read a whole large 
 def expected_header(spec: Spec) -> dict[str, str]:
     """The header constants that a module built now from `spec` (overrides applied) would
     record, as the source text of their values. Computed without sympy or Numba."""
-    from codegen.writer import generator_sha256
-
     return {
         "SYMNET_VERSION": repr(__version__),
-        "GENERATOR_SHA256": repr(generator_sha256()),
+        "GENERATOR_SHA256": repr(backends.generator_sha256()),
         "SPEC_FILE": repr(Path(spec.source).name),
         "SPEC_SHA256": repr(spec.sha256),
         "DTYPE": f"np.{spec.codegen.dtype}",
@@ -327,10 +313,8 @@ def compile(spec, out_dir=None, *, strategy=None, dtype=None, mode=None,  # noqa
     check_target(spec, target)
     path = module_path(spec, out_dir if out_dir is not None else default_out_dir(), target)
     if not is_current(path, spec):
-        from codegen.writer import use_bytecode_cache
-
         kdir = kernel_folder(path.parent, kernel_dir)
-        use_bytecode_cache(kdir / TEMPLATE_CACHE)
+        backends.use_template_cache(kdir / TEMPLATE_CACHE)
         path = write(build(spec, target=target, kernel_dir=kdir, out_dir=path.parent),
                      path.parent)
     return import_module(path, path.stem)

@@ -26,10 +26,11 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from . import __version__
+from . import __version__, backends
 from .autodiff import differentiate, output_form
 from .compiler import as_spec, build, default_out_dir, import_module, write
 from .errors import SymnetError
+from .files import write_if_changed
 from .functions import loss_def, t, y
 from .lower import lower
 
@@ -379,27 +380,11 @@ def _latex(expr: sp.Expr) -> str:
 
 
 def render_kernel(spec, program, q: _Quantities) -> str:
-    from codegen.cpu import Line
-    from codegen.printer import NumbaPrinter
-    from codegen.writer import render
-
-    # always float64: the values to show, whatever the module's dtype (a float32 module's
-    # own values are checked against them to float32's precision)
-    printer = NumbaPrinter("float64")
-    lines = [Line(a.lhs.name, printer.doprint(a.rhs), a.comment)
-             for a in program.forward + program.backward]
-    quantities = [{"label": lab.text, "code": printer.doprint(expr)}
-                  for lab, expr in q.items.values()]
-    uses_math = any("math." in x.code for x in lines) or any("math." in x["code"]
-                                                             for x in quantities)
-    return render("cpu/explain.py.jinja", {
-        "name": spec.name, "version": __version__, "spec_file": spec.source.rsplit("/", 1)[-1],
-        "sha256": spec.sha256, "dtype": "float64", "uses_math": uses_math,
-        "params": [p.symbol.name for p in program.params],
-        "inputs": [s.name for s in program.inputs],
-        "targets": [s.name for s in program.targets],
-        "lines": lines, "quantities": quantities,
-    })
+    """The explain kernel's source: every named value of `q` for one sample (the CPU
+    backend's)."""
+    return backends.get("cpu").render_explain(
+        spec, program, [(lab.text, expr) for lab, expr in q.items.values()],
+        version=__version__)
 
 
 def explain(spec, x, target, *, out_dir=None, lr=None, params=None,
@@ -409,8 +394,6 @@ def explain(spec, x, target, *, out_dir=None, lr=None, params=None,
 
     `x` and `target` are one sample's inputs and targets; `params` defaults to the module's
     init_params(); `lr` to the spec's learning rate."""
-    from codegen.writer import write_if_changed
-
     spec = as_spec(spec)
     check_explainable(spec)
     net = spec.network

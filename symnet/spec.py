@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import STRATEGY_FORMS, parse_strategy
+from .backends import TARGETS  # [codegen] targets: the backends' names
 from .errors import SpecError
 from .functions import ACTIVATIONS, CUSTOM, LOSSES, parse_activation, parse_loss
+from .strategy import STRATEGY_FORMS, parse_strategy
 
 BIAS_KINDS = ("per_unit", "shared", "none")
 REDUCTIONS = ("mean", "sum")
@@ -31,15 +32,14 @@ INIT_SCHEMES = ("normal_0.01", "uniform_fan_in", "xavier_uniform", "xavier_norma
                 "he_uniform")
 LOSS_KINDS = (*LOSSES, CUSTOM)
 DTYPES = ("float32", "float64")
-STRATEGIES = ("store", "recompute")  # and "checkpoint:K", "budget:N": see checkpoint.py
+STRATEGIES = ("store", "recompute")  # and "checkpoint:K", "budget:N": see strategy.py
 MODES = ("auto", "scalar", "loop")
-TARGETS = ("cpu", "cuda")  # [codegen] targets: the CPU module <name>.py, the CUDA <name>_cuda.py
 
 # `name` becomes the generated module's file name and its name in sys.modules: keep it short
 # enough for any file system, and never the name of a module the process may already use.
 MAX_NAME_LENGTH = 100
 RESERVED_NAMES = frozenset(sys.stdlib_module_names) | {
-    "symnet", "codegen", "templates", "numpy", "numba", "llvmlite", "sympy", "scipy", "jinja2",
+    "symnet", "numpy", "numba", "llvmlite", "sympy", "scipy", "jinja2",
     "markupsafe", "mpmath",
 }
 # Sanity bound on network.inputs and units (the compiler's own size limit is far lower; this

@@ -14,7 +14,7 @@ import os
 import numpy as np
 import pytest
 
-from codegen.cuda import CudaConfig
+from symnet.codegen.cuda import CudaConfig
 from symnet.compiler import build, import_module, write
 
 if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":  # pragma: no cover

@@ -13,14 +13,15 @@ import pytest
 from _reference import finite_difference_grad
 
 import symnet
-from codegen.checkpoint import make_plan, plan_table
 from symnet.checkpoint import (
     check,
+    make_plan,
     optimal_forward_steps,
     parse_strategy,
     plan,
     revolve_forward_steps,
 )
+from symnet.codegen.checkpoint import plan_table
 from symnet.compiler import as_spec
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import symnet
-from codegen.cuda import CudaConfig
 from symnet.cli import main
+from symnet.codegen.cuda import CudaConfig
 from symnet.compiler import build
 from symnet.errors import SpecError
 from symnet.spec import spec_from_dict

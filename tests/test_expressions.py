@@ -276,7 +276,7 @@ FLOAT32_HELPERS = {"_exp32": np.exp, "_log32": np.log, "_tanh32": np.tanh,
 def test_the_grammar_is_what_the_printer_can_print():
     """Every function a formula may call prints, and so does its derivative, as Python that
     computes the formula's value: evaluated at a few points, it equals sympy's own value."""
-    from codegen.printer import NumbaPrinter
+    from symnet.codegen.printer import NumbaPrinter
 
     for name, (arity, _, _) in expressions.FUNCTIONS.items():
         text = f"{name}(x)" if arity == 1 else f"{name}(x, 1 - x)"

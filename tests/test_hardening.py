@@ -162,6 +162,24 @@ def test_names_that_are_not_module_names_are_refused(name, tmp_path):
     assert listing(tmp_path) == []
 
 
+@pytest.mark.parametrize("name", ["templates", "codegen"])
+def test_a_network_may_be_named_like_a_folder_of_the_checkout(name, tmp_path):
+    """symnet installs one top-level package: its code generators and templates are
+    symnet.codegen and symnet.templates, so `templates` and `codegen` are free for a
+    network, whose module then takes that name in sys.modules, and rendering still finds
+    symnet's templates."""
+    try:
+        m = symnet.compile(small(name), tmp_path)
+        assert m.__name__ == name and sys.modules[name] is m
+        assert (tmp_path / f"{name}.py").is_file()
+        p = m.init_params()
+        assert m.forward(p, np.array([[0.3, -0.2]])).shape == (1, 2)
+        other = symnet.compile(small("after_" + name, mode="loop"), tmp_path / "other")
+        assert other.forward(other.init_params(), np.array([[0.3, -0.2]])).shape == (1, 2)
+    finally:
+        sys.modules.pop(name, None)
+
+
 @pytest.mark.parametrize("name", ["../escaped", "sub/x", "a; import os"])
 def test_a_hand_made_spec_cannot_write_outside_its_directory(name, tmp_path):
     """A Spec built by hand bypasses the loader's checks: write and compile check again."""

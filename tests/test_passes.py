@@ -3,6 +3,8 @@
 import ast
 import hashlib
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +12,11 @@ import pytest
 import sympy as sp
 
 import symnet
-from codegen.printer import NumbaPrinter
-from codegen.writer import write_if_changed
 from symnet import functions
 from symnet.autodiff import differentiate
+from symnet.codegen.printer import NumbaPrinter
 from symnet.errors import SymnetError
+from symnet.files import write_if_changed
 from symnet.lower import lower
 from symnet.schedule import RECOMPUTE_MAX_OPS, schedule
 
@@ -236,3 +238,44 @@ def test_printer_maps_functions_to_numpy_or_refuses():
     assert NumbaPrinter().doprint(sp.sin(x) * sp.cosh(x)) == "np.sin(x)*np.cosh(x)"
     with pytest.raises(ValueError, match="no NumPy equivalent"):
         NumbaPrinter().doprint(sp.gamma(x))
+
+
+# ----------------------------------------------------------------------------------------
+# the package's layout: dependencies run one way
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _imported(path: Path, package: str) -> set[str]:
+    """The absolute names of the modules a source file of `package` imports."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            module = ".".join(p for p in (base, node.module) if p)
+            names.add(module)
+            names |= {f"{module}.{a.name}" for a in node.names}
+    return names
+
+
+def test_only_the_backend_registry_imports_the_code_generators():
+    """symnet.codegen imports the pipeline's representations; of the rest of symnet, only
+    symnet.backends imports symnet.codegen."""
+    importers = sorted(path.name for path in (ROOT / "symnet").glob("*.py")
+                       if any(n == "symnet.codegen" or n.startswith("symnet.codegen.")
+                              for n in _imported(path, "symnet")))
+    assert importers == ["backends.py"]
+    # and the spec stage does without the checkpoint planner
+    assert "symnet.checkpoint" not in _imported(ROOT / "symnet" / "spec.py", "symnet")
+
+
+def test_import_symnet_imports_no_generator_sympy_or_numba():
+    code = ("import sys, symnet; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('sympy', 'numba', 'jinja2', 'matplotlib', 'codegen', 'templates') or "
+            "m.startswith(('symnet.codegen', 'symnet.templates', 'symnet.checkpoint'))))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert run.stdout.strip() == "[]"

@@ -1,5 +1,6 @@
 """The CUDA backend: the same scalar Schedule or LoopProgram as the CPU backend, rendered
-into a `numba.cuda` module with the CPU module's API (templates/cuda/)."""
+into a `numba.cuda` module with the CPU module's API (templates/cuda/). This package is the
+backend's entry: what symnet.backends asks of it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from symnet.loop import LoopProgram
 from symnet.schedule import Schedule
 from symnet.spec import Spec
 
+from ..writer import render
 from .config import CudaConfig
 from .context import loop_context, scalar_context
 
@@ -15,19 +17,20 @@ TEMPLATE = "cuda/module.py.jinja"
 
 def render_scalar(spec: Spec, schedule: Schedule, *, version: str, spec_file: str,
                   config: CudaConfig | None = None) -> str:
-    from codegen.writer import render
-
     return render(TEMPLATE, scalar_context(spec, schedule, version=version, spec_file=spec_file,
                                            config=config))
 
 
 def render_loop(spec: Spec, program: LoopProgram, *, version: str, spec_file: str,
                 config: CudaConfig | None = None) -> str:
-    from codegen.writer import render
-
     return render(TEMPLATE, loop_context(spec, program, version=version, spec_file=spec_file,
                                          config=config))
 
 
-__all__ = ["CudaConfig", "TEMPLATE", "loop_context", "render_loop", "render_scalar",
-           "scalar_context"]
+def loop_form(spec: Spec) -> str:
+    """The loop form's kernels in a few words, for `symnet compile`'s summary."""
+    return "per-thread layer loops"
+
+
+__all__ = ["CudaConfig", "TEMPLATE", "loop_context", "loop_form", "render_loop",
+           "render_scalar", "scalar_context"]

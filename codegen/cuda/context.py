@@ -13,12 +13,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from codegen.cpu import _X, Line, array_args, base_context, kernel_lines
-from codegen.loop import LoopLayerCode, _block
 from symnet.loop import OUT, LoopProgram, Z
 from symnet.schedule import Schedule
 from symnet.spec import Spec
 
+from ..cpu import _X, Line, array_args, base_context, kernel_lines
+from ..loop import LoopLayerCode, _block
 from .config import CudaConfig
 from .printer import CudaPrinter
 

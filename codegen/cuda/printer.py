@@ -14,7 +14,7 @@ import math
 
 import sympy as sp
 
-from codegen.printer import NumbaPrinter
+from ..printer import NumbaPrinter
 
 
 class CudaPrinter(NumbaPrinter):

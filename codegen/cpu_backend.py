@@ -1,0 +1,69 @@
+"""The CPU backend's entry: what symnet.backends asks of the CPU generator (`@njit` kernels).
+
+The scalar form is the context of codegen.cpu rendered into templates/cpu/module.py.jinja.
+The loop form is a kernel file shared by every network of the same kinds of layers, with its
+KernelInfo, and a module that describes one network to it as tables (codegen.kernels), among
+them the schedule of the backward pass (a symnet.checkpoint Plan, codegen.checkpoint).
+`symnet explain`'s kernel is a scalar Program with its chain factors, in float64.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .checkpoint import plan_summary
+from .cpu import Line, context
+from .kernels import (
+    kernel_source,
+    load_info,
+    matrix_products,
+    network_plan,
+    render_module,
+    save_info,
+)
+from .writer import render
+
+if TYPE_CHECKING:
+    from symnet.program import Program
+    from symnet.schedule import Schedule
+    from symnet.spec import Spec
+
+
+def render_scalar(spec: Spec, schedule: Schedule, *, version: str, spec_file: str,
+                  config=None) -> str:
+    """The unrolled (scalar) form's module (`config` is a GPU backend's; unused here)."""
+    return render("cpu/module.py.jinja", context(spec, schedule, version=version,
+                                                 spec_file=spec_file))
+
+
+def loop_form(spec: Spec) -> str:
+    """The loop form's kernels in a few words, for `symnet compile`'s summary."""
+    gemm, dot = matrix_products(spec)
+    return f"matrix products: {gemm} by _gemm, {dot} by np.dot"
+
+
+def render_explain(spec: Spec, program: Program, quantities, *, version: str) -> str:
+    """`symnet explain`'s kernel: the scalar Program's lines, then each quantity (label,
+    sympy expression) that the explanation shows, returned for one sample."""
+    from .printer import NumbaPrinter
+
+    # always float64: the values to show, whatever the module's dtype (a float32 module's
+    # own values are checked against them to float32's precision)
+    printer = NumbaPrinter("float64")
+    lines = [Line(a.lhs.name, printer.doprint(a.rhs), a.comment)
+             for a in program.forward + program.backward]
+    quantities = [{"label": label, "code": printer.doprint(expr)} for label, expr in quantities]
+    uses_math = any("math." in x.code for x in lines) or any("math." in x["code"]
+                                                             for x in quantities)
+    return render("cpu/explain.py.jinja", {
+        "name": spec.name, "version": version, "spec_file": spec.source.rsplit("/", 1)[-1],
+        "sha256": spec.sha256, "dtype": "float64", "uses_math": uses_math,
+        "params": [p.symbol.name for p in program.params],
+        "inputs": [s.name for s in program.inputs],
+        "targets": [s.name for s in program.targets],
+        "lines": lines, "quantities": quantities,
+    })
+
+
+__all__ = ["kernel_source", "load_info", "loop_form", "network_plan", "plan_summary",
+           "render_explain", "render_module", "render_scalar", "save_info"]

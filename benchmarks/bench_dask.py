@@ -62,8 +62,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
 
+    import warnings
+
     import dask.array as da
     from distributed import Client, LocalCluster
+
+    # da.from_array embeds the data in the graph once, when it is persisted: fine here
+    warnings.filterwarnings("ignore", message=".*large graph.*")
 
     import symnet
     import symnet.dask as sd

@@ -62,10 +62,11 @@ CASES = [
 
 @pytest.mark.parametrize("mode, optimizer, weight_decay, reduction, decay", CASES,
                          ids=["loop-adam", "scalar-nesterov"])
-@pytest.mark.parametrize("batch_size", [None, 40], ids=["full", "minibatch"])
+@pytest.mark.parametrize("batch_size, rows_per_call", [(None, 8192), (40, 8192), (None, 16)],
+                         ids=["full", "minibatch", "full-in-calls-of-16-rows"])
 def test_data_parallel_fit_equals_the_single_process_fit(client, tmp_path, mode, optimizer,
                                                          weight_decay, reduction, decay,
-                                                         batch_size):
+                                                         batch_size, rows_per_call):
     module = symnet.compile(_net(mode, optimizer, f"dp_{mode}", weight_decay, reduction,
                                  decay), tmp_path)
     X, T = _data()
@@ -75,7 +76,7 @@ def test_data_parallel_fit_equals_the_single_process_fit(client, tmp_path, mode,
     Xd, Td = da.from_array(X, chunks=(90, 3)), da.from_array(T, chunks=(50, 2))
     params, dstate = module.init_params(), module.init_state()
     got = sd.fit(module, params, Xd, Td, 5, batch_size=batch_size, seed=11, state=dstate,
-                 client=client)
+                 client=client, rows_per_call=rows_per_call)
     np.testing.assert_allclose(got, losses, rtol=1e-10)
     for name in params:
         np.testing.assert_allclose(params[name], expected[name], rtol=1e-10, atol=1e-13)
@@ -218,6 +219,7 @@ def test_a_search_survives_a_killed_worker(client):
         assert not row["worker"].endswith(f":{pids[victim]}")
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_gridsearchcv_under_joblibs_dask_backend(client):
     pytest.importorskip("sklearn", reason="scikit-learn is not installed")
     import joblib

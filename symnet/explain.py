@@ -235,17 +235,14 @@ def plan(program, spec, lecture=None):
     temps = {a.lhs for a in program.forward if a.role == "temp"}
     layers = program.layers
     n_layers = len(layers)
-    by_unit = {}  # net symbol -> [(param entry)]
-    for p in program.params:
-        ln = int(p.array[1:])
-        info = layers[ln - 1]
-        if p.index == ():  # shared bias: every unit of the layer
-            for n in info.nets:
-                by_unit.setdefault(n, []).append(p)
-        else:
-            by_unit.setdefault(info.nets[p.index[0]], []).append(p)
-    for n in by_unit:
-        by_unit[n].sort(key=lambda p: (p.array.startswith("b"), p.index))
+    local = {(e.value, e.arg): e.local for e in lecture.edges}  # the record, by edge
+    rank = {s: i for i, s in enumerate(program.param_symbols)}  # W1, b1, W2, ... row-major
+
+    def d(v, u):  # dv/du; no edge: v does not use u
+        return local.get((v, u), sp.Integer(0))
+
+    def params_of(net):  # in the module's order: the weights by input, then the bias
+        return sorted((u for v, u in local if v == net and u in rank), key=rank.get)
 
     # every symbol of the program is a named value
     for s in program.inputs + program.targets + program.param_symbols:
@@ -254,20 +251,14 @@ def plan(program, spec, lecture=None):
         q.add(name_label(a.lhs.name), a.lhs)
 
     sections = []
-    # forward
-    prev = program.inputs
+    # forward: net = sum of w * (dnet/dw, the input w multiplies) + b (dnet/db = 1)
     for info in layers:
         steps = []
         wide = any(defs[o].free_symbols & temps for o in info.outs)
-        for net, out in zip(info.nets, info.outs):
-            prods = []
-            for p in by_unit.get(net, []):
-                if p.array.startswith("W"):
-                    a_in = prev[p.index[1]]
-                    prods.append((name_label(p.symbol.name), name_label(a_in.name)))
-                else:
-                    prods.append((name_label(p.symbol.name),))
-            steps.append(Step(name_label(net.name), tuple(prods)))
+        for net in info.nets:
+            steps.append(Step(name_label(net.name), tuple(
+                (name_label(p.name),) if d(net, p) == 1 else
+                (name_label(p.name), name_label(d(net, p).name)) for p in params_of(net))))
         for net, out in zip(info.nets, info.outs):
             rhs = _inline_layer(defs[out], defs, temps)
             if wide:  # softmax, written without its shift (which cancels)
@@ -280,17 +271,14 @@ def plan(program, spec, lecture=None):
             steps.append(Step(name_label(out.name), formula=formula))
         role = "output layer" if info.role == "output" else "hidden layer"
         sections.append((f"forward, layer {info.number} ({role}, {info.activation})", steps))
-        prev = info.outs
 
     # the error: one term per output unit
     last = layers[-1]
     loss = loss_def(spec.loss)
     per_unit = loss.expr(y, t, len(program.targets))
     e_terms, steps = [], []
-    E_outs = sp.Integer(0)
     for out, tk, unit in zip(last.outs, program.targets, (o.name[4:] for o in last.outs)):
         term = per_unit.xreplace({y: out, t: tk})
-        E_outs += term
         lab = q.add(Label(f"E_{unit}", tex_name(f"E_{unit}")), term)
         steps.append(Step(lab, formula=Label(str(term), _latex(term))))
         e_terms.append((lab,))
@@ -298,11 +286,6 @@ def plan(program, spec, lecture=None):
     sections.append((f"error: E = {program.loss_formula}", steps))
 
     # backward, layer by layer from the output: each chain factor is an edge of the record
-    local = {(e.value, e.arg): e.local for e in lecture.edges}
-
-    def d(v, u):  # dv/du; no edge: v does not use u
-        return local.get((v, u), sp.Integer(0))
-
     delta: dict[sp.Symbol, Label] = {}  # net -> dE/dnet
     d_out: dict[sp.Symbol, Label] = {}  # out -> dE/dout
     d_act: dict[tuple, Label] = {}  # (out, net) -> dout/dnet
@@ -355,7 +338,7 @@ def plan(program, spec, lecture=None):
             delta[net] = lab
         # gradients of this layer's parameters
         for p in (p for p in program.params if p.array[1:] == str(info.number)):
-            units = [n for n in info.nets if p in by_unit.get(n, [])]
+            units = [n for n in info.nets if (n, p.symbol) in local]
             prods = []
             for net in units:
                 f = q.add(d_label(net.name, p.symbol.name), d(net, p.symbol))

@@ -5,6 +5,11 @@ each value's adjoint dE/dv is the sum, over the values that use it, of their adj
 the local derivative (`sympy.diff` of the user's right-hand side). Adjoints of net values are
 the lecture's deltas. Nothing is hand-written: the only derivative rules are sympy's.
 
+Each local derivative is recorded as data, an `Edge` (value, arg, local, layer) on the
+returned Program's `edges`: the backward assignments are sums over those edges, their comments
+are the edges formatted (`chain_comment`), and `symnet explain` formats the same record
+instead of differentiating again.
+
 Where a local derivative of out = f(net) can be written in the stored output alone
 (sigmoid' = out(1 - out), tanh' = 1 - out^2, bce's y - t), it is rewritten so: first by
 replacing f(net) with out, else by substituting net = f^-1(out) and simplifying. The rewrite

@@ -5,6 +5,11 @@ each value's adjoint dE/dv is the sum, over the values that use it, of their adj
 the local derivative (`sympy.diff` of the user's right-hand side). Adjoints of net values are
 the lecture's deltas. Nothing is hand-written: the only derivative rules are sympy's.
 
+Each local derivative is recorded as data, an `Edge` (value, arg, local, layer) on the
+returned Program's `edges`: the backward assignments are sums over those edges, their comments
+are the edges formatted (`chain_comment`), and `symnet explain` formats the same record
+instead of differentiating again.
+
 Where a local derivative of out = f(net) can be written in the stored output alone
 (sigmoid' = out(1 - out), tanh' = 1 - out^2, bce's y - t), it is rewritten so: first by
 replacing f(net) with out, else by substituting net = f^-1(out) and simplifying. The rewrite
@@ -27,7 +32,7 @@ import sympy as sp
 from .functions import ACTIVATIONS
 from .functions import x as _X
 from .functions import y as _Y
-from .program import Assign, Program
+from .program import Assign, Edge, Program
 
 
 def adjoint_name(v: sp.Symbol) -> str:
@@ -38,6 +43,8 @@ def adjoint_name(v: sp.Symbol) -> str:
 
 
 def differentiate(program: Program) -> Program:
+    """The backward assignments, and the record they are built from: one `Edge` (the local
+    derivative) for each value or parameter each forward assignment uses."""
     forward = program.forward
     params = set(program.param_symbols)
     shifts = {a.lhs for a in forward if a.role == "shift"}  # constants here (module doc)
@@ -50,51 +57,79 @@ def differentiate(program: Program) -> Program:
             (u,) = a.rhs.free_symbols - shifts
             stored_of[u] = (a.lhs, a.rhs)
 
-    contrib: dict[sp.Symbol, list[tuple[sp.Expr, str]]] = defaultdict(list)
+    edges: list[Edge] = []
+    into: dict[sp.Symbol, list[Edge]] = defaultdict(list)  # u -> the edges (v, u) that flow
     backward: list[Assign] = []
     for a in reversed(forward):
         v = a.lhs
-        if v == program.loss:
-            bar: sp.Expr = sp.Integer(1)
-            bar_label = ""
-        else:
-            if not contrib[v]:
-                continue  # v does not reach the loss
-            bar = sp.Symbol(adjoint_name(v), real=True)
-            bar_label = f"dE/d{v.name}"
-            terms = contrib.pop(v)
+        live = v == program.loss or bool(into[v])  # else v does not reach the loss
+        if live and v != program.loss:
+            terms = into.pop(v)
             role = "delta" if v.name.startswith("net_") else "adjoint"
-            backward.append(Assign(bar, sp.Add(*[e for e, _ in terms]), role,
-                                   comment=_comment(bar, v, terms), layer=a.layer))
+            backward.append(Assign(_adjoint(v), sp.Add(*[_term(e, program.loss) for e in terms]),
+                                   role, comment=chain_comment(v, terms, program.loss),
+                                   layer=a.layer))
         for u in sorted(a.rhs.free_symbols & (produced | params), key=lambda s: s.name):
-            local = output_form(sp.diff(a.rhs, u), u, stored_of)
-            if local == 0:
-                continue  # e.g. a step activation: nothing flows back through it
-            if bar_label:
-                label = f"{bar_label} * d{v.name}/d{u.name}"
-                if local.free_symbols:
-                    label += f" (d{v.name}/d{u.name} = {local})"
-            else:
-                label = str(local)
-            contrib[u].append((bar * local, label))
+            e = Edge(v, u, output_form(sp.diff(a.rhs, u), u, stored_of), a.layer)
+            edges.append(e)  # recorded whether or not it reaches the loss (explain shows all)
+            if live and e.local != 0:  # else (e.g. a step activation) nothing flows through it
+                into[u].append(e)
 
     grads = {}
     for p in program.params:
         g = sp.Symbol(f"dE_d{p.symbol.name}", real=True)
-        terms = contrib.get(p.symbol, [])
-        rhs = sp.Add(*[e for e, _ in terms]) if terms else sp.Integer(0)
-        backward.append(Assign(g, rhs, "grad", comment=_comment(g, p.symbol, terms)))
+        terms = into.get(p.symbol, [])
+        rhs = sp.Add(*[_term(e, program.loss) for e in terms]) if terms else sp.Integer(0)
+        backward.append(Assign(g, rhs, "grad", comment=chain_comment(p.symbol, terms,
+                                                                     program.loss)))
         grads[p.symbol] = g
-    return program.with_backward(backward, grads)
+    return program.with_backward(backward, grads, edges)
 
 
-def _comment(bar: sp.Symbol, v: sp.Symbol, terms) -> str:
-    head = f"dE/d{v.name}"
-    if not terms:
+def _adjoint(v: sp.Symbol) -> sp.Symbol:
+    return sp.Symbol(adjoint_name(v), real=True)
+
+
+def _term(e: Edge, loss: sp.Symbol) -> sp.Expr:
+    """dE/dvalue * dvalue/darg: what one edge adds to the adjoint of its arg."""
+    return e.local if e.value == loss else _adjoint(e.value) * e.local
+
+
+def edge_label(e: Edge, loss: sp.Symbol) -> str:
+    """One edge as the generated comments write it: dE/dout_h1 * dout_h1/dnet_h1 (dout_h1/dnet_h1
+    = out_h1*(1 - out_h1)); an edge of the loss is its local derivative."""
+    if e.value == loss:
+        return str(e.local)
+    v, u = e.value.name, e.arg.name
+    label = f"dE/d{v} * d{v}/d{u}"
+    if e.local.free_symbols:
+        label += f" (d{v}/d{u} = {e.local})"
+    return label
+
+
+def chain_comment(u: sp.Symbol, edges, loss: sp.Symbol) -> str:
+    """The comment of dE/du, the sum over `edges` (v, u): each edge's label, without the local
+    derivatives when there are several."""
+    head = f"dE/d{u.name}"
+    if not edges:
         return f"{head} = 0"
-    if len(terms) == 1:
-        return f"{head} = {terms[0][1]}"
-    return f"{head} = " + " + ".join(label.split(" (")[0] for _, label in terms)
+    if len(edges) == 1:
+        return f"{head} = {edge_label(edges[0], loss)}"
+    return f"{head} = " + " + ".join(edge_label(e, loss).split(" (")[0] for e in edges)
+
+
+def total_derivative(edges, v: sp.Symbol, u: sp.Symbol, through=frozenset()) -> sp.Expr:
+    """dv/du from the record: the sum over the paths from v to u whose inner values are all in
+    `through` (e.g. a softmax's exp_k and exp_sum) of the product of their edges' locals."""
+    total = sp.Integer(0)
+    for e in edges:
+        if e.value != v:
+            continue
+        if e.arg == u:
+            total += e.local
+        elif e.arg in through:
+            total += e.local * total_derivative(edges, e.arg, u, through)
+    return total
 
 
 def output_form(local: sp.Expr, u: sp.Symbol, stored_of) -> sp.Expr:

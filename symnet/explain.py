@@ -7,9 +7,12 @@ feeds), and the weights after one training step, in the notation of the lecture:
     dE/dw5 = dE/dout_o1 * dout_o1/dnet_o1 * dnet_o1/dw5
            = 0.74136507 * 0.186815602 * 0.593269992 = 0.082167041
 
-Every number is computed by generated code, not by evaluating sympy here. The scalar
-`Program` (the one symnet compiles into the module) is rendered, with each chain factor
-(a `sympy.diff` of one of its assignments), into a second small Numba module,
+Nothing is differentiated here: each chain factor is an edge that reverse mode recorded
+(`Program.edges`, see symnet.autodiff), formatted; where the module computes the loss from
+the nets (bce after sigmoid), the edges of the loss as the lecture writes it, in the outputs
+(`lecture_program`). Every number is computed by generated code, not by evaluating sympy
+here. The scalar `Program` (the one symnet compiles into the module) is rendered, with each
+chain factor, into a second small Numba module,
 `<name>_explain.py` (templates/cpu/explain.py.jinja), which returns every named value for
 one sample. The outputs, the loss and the gradients it returns are checked against the
 compiled module's own `forward`, `loss` and `grad`, and the updated weights come from the
@@ -27,7 +30,7 @@ import numpy as np
 import sympy as sp
 
 from . import __version__, backends
-from .autodiff import differentiate, output_form
+from .autodiff import differentiate, total_derivative
 from .compiler import as_spec, build, default_out_dir, import_module, write
 from .errors import SymnetError
 from .files import write_if_changed
@@ -222,24 +225,24 @@ def _vector(values, n: int, what: str, count: str) -> np.ndarray:
     return a
 
 
-def plan(program, spec):
-    """The sections of steps and the quantities the kernel must compute."""
+def plan(program, spec, lecture=None):
+    """The sections of steps and the quantities the kernel must compute. The chain's local
+    derivatives are the edges autodiff recorded for `lecture` (`lecture_program`; default:
+    `program`), formatted, not derived again; every value is one of `program`'s."""
+    lecture = program if lecture is None else lecture
     q = _Quantities()
     defs = program.definitions()
     temps = {a.lhs for a in program.forward if a.role == "temp"}
     layers = program.layers
     n_layers = len(layers)
-    by_unit = {}  # net symbol -> [(param entry)]
-    for p in program.params:
-        ln = int(p.array[1:])
-        info = layers[ln - 1]
-        if p.index == ():  # shared bias: every unit of the layer
-            for n in info.nets:
-                by_unit.setdefault(n, []).append(p)
-        else:
-            by_unit.setdefault(info.nets[p.index[0]], []).append(p)
-    for n in by_unit:
-        by_unit[n].sort(key=lambda p: (p.array.startswith("b"), p.index))
+    local = {(e.value, e.arg): e.local for e in lecture.edges}  # the record, by edge
+    rank = {s: i for i, s in enumerate(program.param_symbols)}  # W1, b1, W2, ... row-major
+
+    def d(v, u):  # dv/du; no edge: v does not use u
+        return local.get((v, u), sp.Integer(0))
+
+    def params_of(net):  # in the module's order: the weights by input, then the bias
+        return sorted((u for v, u in local if v == net and u in rank), key=rank.get)
 
     # every symbol of the program is a named value
     for s in program.inputs + program.targets + program.param_symbols:
@@ -248,20 +251,14 @@ def plan(program, spec):
         q.add(name_label(a.lhs.name), a.lhs)
 
     sections = []
-    # forward
-    prev = program.inputs
+    # forward: net = sum of w * (dnet/dw, the input w multiplies) + b (dnet/db = 1)
     for info in layers:
         steps = []
         wide = any(defs[o].free_symbols & temps for o in info.outs)
-        for net, out in zip(info.nets, info.outs):
-            prods = []
-            for p in by_unit.get(net, []):
-                if p.array.startswith("W"):
-                    a_in = prev[p.index[1]]
-                    prods.append((name_label(p.symbol.name), name_label(a_in.name)))
-                else:
-                    prods.append((name_label(p.symbol.name),))
-            steps.append(Step(name_label(net.name), tuple(prods)))
+        for net in info.nets:
+            steps.append(Step(name_label(net.name), tuple(
+                (name_label(p.name),) if d(net, p) == 1 else
+                (name_label(p.name), name_label(d(net, p).name)) for p in params_of(net))))
         for net, out in zip(info.nets, info.outs):
             rhs = _inline_layer(defs[out], defs, temps)
             if wide:  # softmax, written without its shift (which cancels)
@@ -274,24 +271,21 @@ def plan(program, spec):
             steps.append(Step(name_label(out.name), formula=formula))
         role = "output layer" if info.role == "output" else "hidden layer"
         sections.append((f"forward, layer {info.number} ({role}, {info.activation})", steps))
-        prev = info.outs
 
     # the error: one term per output unit
     last = layers[-1]
     loss = loss_def(spec.loss)
     per_unit = loss.expr(y, t, len(program.targets))
     e_terms, steps = [], []
-    E_outs = sp.Integer(0)
     for out, tk, unit in zip(last.outs, program.targets, (o.name[4:] for o in last.outs)):
         term = per_unit.xreplace({y: out, t: tk})
-        E_outs += term
         lab = q.add(Label(f"E_{unit}", tex_name(f"E_{unit}")), term)
         steps.append(Step(lab, formula=Label(str(term), _latex(term))))
         e_terms.append((lab,))
     steps.append(Step(name_label("E"), tuple(e_terms)))
     sections.append((f"error: E = {program.loss_formula}", steps))
 
-    # backward, layer by layer from the output
+    # backward, layer by layer from the output: each chain factor is an edge of the record
     delta: dict[sp.Symbol, Label] = {}  # net -> dE/dnet
     d_out: dict[sp.Symbol, Label] = {}  # out -> dE/dout
     d_act: dict[tuple, Label] = {}  # (out, net) -> dout/dnet
@@ -303,14 +297,14 @@ def plan(program, spec):
         for out in info.outs:
             if li == n_layers - 1:
                 lab = d_label("E", out.name)
-                q.add(lab, _program_symbol(program, f"dE_d{out.name}", sp.diff(E_outs, out)))
-                expr = sp.diff(E_outs, out)
+                expr = d(lecture.loss, out)
+                q.add(lab, _program_symbol(program, f"dE_d{out.name}", expr))
                 steps.append(Step(lab, formula=Label(str(expr), _latex(expr))))
             else:
                 nxt = layers[li + 1]
                 prods = []
                 for n2 in nxt.nets:
-                    w = sp.diff(defs[n2], out)
+                    w = d(n2, out)
                     if w == 0:
                         continue
                     f = q.add(d_label(n2.name, out.name), w)
@@ -323,18 +317,18 @@ def plan(program, spec):
                 steps.append(Step(lab, tuple(prods), show_terms=True))
             d_out[out] = lab
         for net, out in zip(info.nets, info.outs):
-            if wide:
+            if wide:  # through the layer's temporaries, written in the nets (and the shift)
                 prods = []
                 for out_j in info.outs:
-                    local = sp.diff(_inline_layer(defs[out_j], defs, temps), net)
-                    f = q.add(d_label(out_j.name, net.name), local)
+                    dj = _inline_layer(total_derivative(lecture.edges, out_j, net, temps), defs,
+                                       temps)
+                    f = q.add(d_label(out_j.name, net.name), dj)
                     prods.append((d_out[out_j], f))
-                    q.add(_product(prods[-1]), _value(q, d_out[out_j]) * local)
+                    q.add(_product(prods[-1]), _value(q, d_out[out_j]) * dj)
             else:
-                local = output_form(sp.diff(defs[out], net), net, {net: (out, defs[out])})
-                f = q.add(d_label(out.name, net.name), local)
+                f = q.add(d_label(out.name, net.name), d(out, net))
                 d_act[(out, net)] = f
-                steps.append(Step(f, formula=Label(str(local), _latex(local))))
+                steps.append(Step(f, formula=Label(str(d(out, net)), _latex(d(out, net)))))
                 prods = [(d_out[out], f)]
             lab = d_label("E", net.name)
             q.add(lab, _program_symbol(program, f"delta_{net.name[4:]}",
@@ -344,10 +338,10 @@ def plan(program, spec):
             delta[net] = lab
         # gradients of this layer's parameters
         for p in (p for p in program.params if p.array[1:] == str(info.number)):
-            units = [n for n in info.nets if p in by_unit.get(n, [])]
+            units = [n for n in info.nets if (n, p.symbol) in local]
             prods = []
             for net in units:
-                f = q.add(d_label(net.name, p.symbol.name), sp.diff(defs[net], p.symbol))
+                f = q.add(d_label(net.name, p.symbol.name), d(net, p.symbol))
                 out = info.outs[info.nets.index(net)]
                 if wide or len(units) > 1:
                     prods.append((delta[net], f))
@@ -360,6 +354,16 @@ def plan(program, spec):
         role = "output layer" if info.role == "output" else "hidden layer"
         sections.append((f"backward, layer {info.number} ({role})", steps))
     return q, sections
+
+
+def lecture_program(spec, program):
+    """The differentiated Program whose chain explain shows: the compiled one, unless the
+    module computes the loss from the nets (bce after sigmoid, cross-entropy after softmax);
+    the lecture's chain goes through dE/dout, so then the loss as the lecture writes it, in the
+    outputs."""
+    if loss_def(spec.loss).fused_with(spec.network.layers[-1].activation.name):
+        return differentiate(lower(spec, fuse=False))
+    return program
 
 
 def _value(q: _Quantities, lab: Label) -> sp.Expr:
@@ -405,8 +409,8 @@ def explain(spec, x, target, *, out_dir=None, lr=None, params=None,
 
     compiled = build(spec, mode="scalar", strategy="store")
     module = import_module(write(compiled, out_dir), compiled.spec.name)
-    program = differentiate(lower(compiled.spec))
-    q, sections = plan(program, compiled.spec)
+    program = compiled.program
+    q, sections = plan(program, compiled.spec, lecture_program(compiled.spec, program))
     path = Path(out_dir) / f"{spec.name}_explain.py"
     write_if_changed(path, render_kernel(compiled.spec, program, q))
     kernel = import_module(path, f"{spec.name}_explain")

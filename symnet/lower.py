@@ -36,7 +36,7 @@ def unit_names(spec: Spec) -> list[list[str]]:
     return names
 
 
-def lower(spec: Spec) -> Program:
+def lower(spec: Spec, *, fuse: bool = True) -> Program:
     net = spec.network
     inputs = tuple(_sym(f"i{j}") for j in range(1, net.inputs + 1))
     targets = tuple(_sym(f"t{k}") for k in range(1, net.outputs + 1))
@@ -86,7 +86,7 @@ def lower(spec: Spec) -> Program:
 
     params_t = _ordered(params, spec)
     E = _sym("E")
-    rhs, formula = _loss(spec, layers[-1], targets, softmax)
+    rhs, formula = _loss(spec, layers[-1], targets, softmax, fuse)
     if spec.loss.weight_decay:
         decay, decay_formula = _weight_decay(spec, params_t)
         rhs, formula = rhs + decay, f"{formula} + {decay_formula}"
@@ -126,18 +126,19 @@ def _layer_wide(act, ln, nets, outs, units, forward) -> _Softmax:
     return _Softmax(shift, total)
 
 
-def _loss(spec: Spec, last: LayerInfo, targets, softmax: _Softmax | None):
-    """The per-sample loss (summed over the output units) and its formula."""
+def _loss(spec: Spec, last: LayerInfo, targets, softmax: _Softmax | None, fuse: bool = True):
+    """The per-sample loss (summed over the output units) and its formula. Without `fuse`,
+    always in the outputs, as the lecture writes it (symnet explain's chain)."""
     loss = loss_def(spec.loss)
     last_act = spec.network.layers[-1].activation
     per_unit = loss.expr(y, t, len(targets))  # in the registry's y (output) and t (target)
-    if softmax is not None and loss.fused_with(last_act.name):
+    if fuse and softmax is not None and loss.fused_with(last_act.name):
         # y = exp(x - m)/S: the logarithms expand into log-sum-exp of the nets, e.g. for
         # cross_entropy -t*log(y) = t*(m + log(S) - x): nothing overflows or underflows
         y_of_net = activation_def(last_act).build(x - softmax.shift) / softmax.total
         per_unit = sp.expand_log(per_unit.xreplace({y: y_of_net}), force=True)
         arg, values = x, last.nets
-    elif loss.fused_with(last_act.name):
+    elif fuse and loss.fused_with(last_act.name):
         # computed from the pre-activation: y = f(x) substituted and simplified, which turns
         # bce into the stable softplus form log(1 + exp(x)) - t*x
         act = activation_def(last_act).expr(x, **last_act.kwargs)

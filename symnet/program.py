@@ -23,6 +23,19 @@ class Assign:
 
 
 @dataclass(frozen=True)
+class Edge:
+    """One edge of the chain rule, as reverse mode records it: `value` is an assignment's
+    left-hand side, `arg` one of the values or parameters its right-hand side uses, and `local`
+    the local derivative d value / d arg (a `sympy.diff`, in the stored output where autodiff
+    rewrote it so). The generated comments and `symnet explain` format these."""
+
+    value: sp.Symbol
+    arg: sp.Symbol
+    local: sp.Expr
+    layer: int = 0  # the layer of `value` (0: none, e.g. the loss)
+
+
+@dataclass(frozen=True)
 class ParamEntry:
     """One scalar parameter: its symbol, the array it lives in and its index there."""
 
@@ -54,9 +67,10 @@ class Program:
     loss_formula: str = ""
     backward: tuple[Assign, ...] = ()  # filled by autodiff
     grads: dict = field(default_factory=dict)  # param symbol -> symbol of dE/dparam
+    edges: tuple[Edge, ...] = ()  # filled by autodiff: every local derivative of `forward`
 
-    def with_backward(self, backward, grads) -> Program:
-        return replace(self, backward=tuple(backward), grads=dict(grads))
+    def with_backward(self, backward, grads, edges=()) -> Program:
+        return replace(self, backward=tuple(backward), grads=dict(grads), edges=tuple(edges))
 
     @property
     def param_symbols(self) -> tuple[sp.Symbol, ...]:

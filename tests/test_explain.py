@@ -14,10 +14,12 @@ from pathlib import Path
 import _reference as ref
 import numpy as np
 import pytest
+import sympy as sp
 
 import symnet
+from symnet.compiler import build
 from symnet.errors import SymnetError
-from symnet.explain import EXPLAIN_MAX_PARAMS, explain, format_number
+from symnet.explain import EXPLAIN_MAX_PARAMS, explain, format_number, lecture_program, plan
 
 ROOT = Path(__file__).resolve().parent.parent
 MAZUR = ROOT / "examples" / "mazur.toml"
@@ -203,3 +205,20 @@ def test_format_number():
     assert format_number(0.35) == "0.35"
     assert format_number(-0.0) == "0"
     assert format_number(3.51019e-12) == "3.510190e-12"
+
+
+@pytest.mark.parametrize("spec, hidden", [(MAZUR, "out_h1"), (SOFTMAX_NET, "out_h2_1")],
+                         ids=["mazur", "softmax"])
+def test_explain_formats_the_record_and_differentiates_nothing(spec, hidden, monkeypatch):
+    compiled = build(spec, mode="scalar", strategy="store")
+    lecture = lecture_program(compiled.spec, compiled.program)  # a fused loss: unfused
+    assert any(e.value == lecture.loss and e.arg.name == "out_o1" for e in lecture.edges)
+
+    def no_diff(*args, **kwargs):
+        raise AssertionError("explain differentiated")
+
+    monkeypatch.setattr(sp, "diff", no_diff)
+    monkeypatch.setattr(sp.Expr, "diff", no_diff)
+    q, _ = plan(compiled.program, compiled.spec, lecture)
+    local = {(e.value.name, e.arg.name): e.local for e in lecture.edges}
+    assert q.items[f"dnet_o1/d{hidden}"][1] == local[("net_o1", hidden)]

@@ -13,11 +13,12 @@ import sympy as sp
 
 import symnet
 from symnet import functions
-from symnet.autodiff import differentiate
+from symnet.autodiff import adjoint_name, chain_comment, differentiate
 from symnet.codegen.printer import NumbaPrinter
 from symnet.errors import SymnetError
 from symnet.files import write_if_changed
 from symnet.lower import lower
+from symnet.program import Edge
 from symnet.schedule import RECOMPUTE_MAX_OPS, schedule
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -72,6 +73,42 @@ def test_bce_on_sigmoid_gives_delta_y_minus_t():
     prog = differentiate(lower(_two_layer("tanh", "bce", out_act="sigmoid")))
     d = _defs(prog.backward)
     assert sp.expand(d[S["delta_o1"]] - (S["out_o1"] - S["t1"])) == 0
+
+
+def test_reverse_mode_records_each_edge_and_builds_the_backward_from_it():
+    prog = differentiate(lower(symnet.load_spec(EXAMPLES / "mazur.toml")))
+    local = {(e.value, e.arg): e for e in prog.edges}
+    out, net = S["out_o1"], S["net_o1"]
+    assert local[(out, net)] == Edge(out, net, out * (1 - out), 2)  # in the stored output
+    assert local[(net, S["w5"])].local == S["out_h1"]
+    assert local[(prog.loss, out)].local == out - S["t1"]
+    assert (net, S["i1"]) not in local  # inputs and targets are not differentiated
+    value_of = {adjoint_name(a.lhs): a.lhs for a in prog.forward}
+    value_of.update({g.name: p for p, g in prog.grads.items()})
+    for a in prog.backward:  # each adjoint: the sum over the edges into its value
+        v = value_of[a.lhs.name]
+        into = [e for e in prog.edges if e.arg == v]
+        terms = [e.local if e.value == prog.loss else sp.Symbol(adjoint_name(e.value),
+                                                               real=True) * e.local
+                 for e in into]
+        assert sp.expand(a.rhs - sp.Add(*terms)) == 0, a
+        assert a.comment == chain_comment(v, into, prog.loss)
+    assert local[(S["out_h1"], S["net_h1"])].layer == 1
+
+
+def test_the_record_holds_the_edges_that_do_not_reach_the_loss():
+    # bce after sigmoid is computed from net_o1: out_o1 gets no adjoint, but its edge is there
+    prog = differentiate(lower(_two_layer("tanh", "bce", out_act="sigmoid")))
+    assert "dE_dout_o1" not in {a.lhs.name for a in prog.backward}
+    local = {(e.value, e.arg): e.local for e in prog.edges}
+    assert local[(S["out_o1"], S["net_o1"])] == S["out_o1"] * (1 - S["out_o1"])
+    step = differentiate(lower(_two_layer("step")))
+    assert local_of(step, "out_h1", "net_h1") == 0  # recorded, and nothing flows through it
+    assert "delta_h1" not in {a.lhs.name for a in step.backward}
+
+
+def local_of(prog, value, arg):
+    return next(e.local for e in prog.edges if (e.value.name, e.arg.name) == (value, arg))
 
 
 def test_relu_derivative_is_a_step_in_net():

@@ -237,6 +237,8 @@ def context(spec: Spec, schedule: Schedule, *, version: str, spec_file: str) -> 
         "counts": schedule.counts,
         "before_cse": schedule.before_cse,
     })
+    # the printer records the modules its lines call: math for erf
+    ctx["uses_math"] = "math" in printer.module_imports
     return ctx
 
 

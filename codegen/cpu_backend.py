@@ -53,11 +53,10 @@ def render_explain(spec: Spec, program: Program, quantities, *, version: str) ->
     lines = [Line(a.lhs.name, printer.doprint(a.rhs), a.comment)
              for a in program.forward + program.backward]
     quantities = [{"label": label, "code": printer.doprint(expr)} for label, expr in quantities]
-    uses_math = any("math." in x.code for x in lines) or any("math." in x["code"]
-                                                             for x in quantities)
     return render("cpu/explain.py.jinja", {
         "name": spec.name, "version": version, "spec_file": spec.source.rsplit("/", 1)[-1],
-        "sha256": spec.sha256, "dtype": "float64", "uses_math": uses_math,
+        "sha256": spec.sha256, "dtype": "float64",
+        "uses_math": "math" in printer.module_imports,  # the printer's record: erf
         "params": [p.symbol.name for p in program.params],
         "inputs": [s.name for s in program.inputs],
         "targets": [s.name for s in program.targets],

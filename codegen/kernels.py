@@ -133,9 +133,8 @@ def kernel_source(spec: Spec, program, *, version: str) -> tuple[KernelInfo, str
         "weight_decay": weight_decay,
         "weight_decay_grad": weight_decay_grad,
     })
-    printed = [k.out for k in kinds] + [k.derivative for k in kinds] + [
-        line.code for block in ("out_forward", "out_grad") for line in ctx[block]]
-    ctx["uses_math"] = any("math." in code for code in printed)
+    # the printers record the modules their code calls: math for erf
+    ctx["uses_math"] = any("math" in p.module_imports for p in (printer, called))
     ctx["helpers_called"] = spec.codegen.dtype == "float32"
     text = render("cpu/kernels.py.jinja", ctx)
     name = KERNEL_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -7,10 +7,20 @@ integer powers become products. Three forms are printed so that they cannot over
 log(1 + exp(u)) as `np.logaddexp(0, u)`, exp(u)/(1 + exp(u)) as `1/(1 + np.exp(-u))`, and
 1 - exp(u) as `-np.expm1(u)`.
 
-Functions print as NumPy calls where NumPy has them (`np.exp`, `np.tanh`, `np.sin`, ...),
-`erf` as `math.erf` (the generated module then imports math), `Max`/`Min` as the builtins
-`max`/`min`, `sign` as `np.sign` and `Heaviside` as a conditional expression. Anything else
-is refused with ValueError rather than printed as code that fails in Numba.
+Functions are table-driven, as in sympy's own printers: `FUNCTIONS` maps a sympy function's
+name to the function printed, fully qualified (`numpy.exp` prints as `np.exp`, `math.erf` as
+`math.erf`; a name without a module is a builtin such as `abs`, or the generated module's own
+function), and `FLOAT32` puts the module's vectorizable float32 helpers in place of some of
+them. Every name in the table prints as a call of its arguments unless the printer has a
+`_print_X` for it (`log`: the softplus form; `Heaviside`: a conditional expression); the forms
+above and `x**(1/2)` take their functions from the table too (`expm1`, `logaddexp`, `sqrt`).
+A function outside the table that sympy's Python printer knows prints as NumPy's function of
+that name where NumPy has one; anything else is refused with ValueError rather than printed as
+code that fails in Numba.
+
+While printing, the printer records the modules its code needs in `module_imports` (sympy's
+attribute: module -> the names used from it), so that a generated file imports `math` only
+where a printed line calls it.
 """
 
 from __future__ import annotations
@@ -23,9 +33,39 @@ from sympy.printing.pycode import PythonCodePrinter
 from .literals import literal
 
 
+def _print_table_function(self, expr):
+    """A function of the printer's table, called on its printed arguments."""
+    args = ", ".join(self._print(a) for a in expr.args)
+    return f"{self._function(type(expr).__name__)}({args})"
+
+
 class NumbaPrinter(PythonCodePrinter):
     printmethod = "_numbacode"
     language = "Python (Numba)"
+
+    # sympy function (or a form's function: sqrt for x**(1/2), expm1 for 1 - exp(u),
+    # logaddexp for log(1 + exp(u))) -> the function printed, fully qualified: its module is
+    # what the generated file must import (numpy as np); no module: a builtin
+    FUNCTIONS = {
+        "exp": "numpy.exp",
+        "log": "numpy.log",
+        "tanh": "numpy.tanh",
+        "sin": "numpy.sin",
+        "cos": "numpy.cos",
+        "erf": "math.erf",  # NumPy has no erf
+        "sign": "numpy.sign",
+        "Abs": "abs",
+        "Max": "max",
+        "Min": "min",
+        "sqrt": "numpy.sqrt",
+        "expm1": "numpy.expm1",
+        "logaddexp": "numpy.logaddexp",
+    }
+    # float32 kernels call the module's own vectorizable exp/log/tanh/softplus
+    # (fastmath32.jinja) in their place
+    FLOAT32 = {"exp": "_exp32", "log": "_log32", "tanh": "_tanh32", "softplus": "_softplus32"}
+    # how the generated file imports a module
+    ALIASES = {"numpy": "np"}
 
     def __init__(self, dtype: str = "float64", settings=None, *, inline: bool = True):
         super().__init__(settings or {})
@@ -37,17 +77,27 @@ class NumbaPrinter(PythonCodePrinter):
         # and called (code that runs once per sample and output, where inlining every call
         # costs seconds of compile time and gains nothing)
         self.helper_suffix = "" if inline else "_call"
+        self.functions = dict(self.FUNCTIONS)
+        if dtype == "float32":
+            self.functions.update({k: v + self.helper_suffix for k, v in self.FLOAT32.items()})
 
-    # float32 kernels call the module's own vectorizable exp/log/tanh (fastmath32.jinja)
-    FAST32 = {"exp": "_exp32", "log": "_log32", "tanh": "_tanh32"}
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _print_from_table(cls)
 
-    def fn(self, name: str) -> str:
-        if self.dtype == "float32":
-            return self.FAST32[name] + self.helper_suffix
-        return f"np.{name}"
+    def _function(self, name: str) -> str:
+        """The printed name of the table's function `name`; its module is recorded."""
+        module, _, attr = self.functions[name].rpartition(".")
+        return self._qualified(module, attr) if module else attr
+
+    def _qualified(self, module: str, name: str) -> str:
+        self.module_imports[module].add(name)
+        return f"{self.ALIASES.get(module, module)}.{name}"
 
     # -- numbers ------------------------------------------------------------------------
     def literal(self, value: float) -> str:
+        if self.dtype == "float32":
+            self.module_imports["numpy"].add("float32")
         return literal(value, self.dtype)
 
     def _print_Float(self, expr):
@@ -87,7 +137,7 @@ class NumbaPrinter(PythonCodePrinter):
                 rest = [g for j, g in enumerate(factors) if j != i]
                 rest.remove(sp.exp(u))
                 one = self.literal(1)
-                denominator = f"({one} + {self.fn('exp')}({self._print(-u)}))"
+                denominator = f"({one} + {self._function('exp')}({self._print(-u)}))"
                 if not rest:
                     return f"{one}/{denominator}"
                 return f"{self.parenthesize(sp.Mul(*rest), PRECEDENCE['Mul'])}/{denominator}"
@@ -106,7 +156,7 @@ class NumbaPrinter(PythonCodePrinter):
             other = expr.args[0] if expr.args[1] == sp.S.One else expr.args[1]
             if other.is_Mul and other.args[0] == sp.S.NegativeOne and len(other.args) == 2 \
                     and isinstance(other.args[1], sp.exp):
-                return f"-np.expm1({self._print(other.args[1].args[0])})"
+                return f"-{self._function('expm1')}({self._print(other.args[1].args[0])})"
         return super()._print_Add(expr, order=order)
 
     # -- powers -------------------------------------------------------------------------
@@ -123,20 +173,17 @@ class NumbaPrinter(PythonCodePrinter):
             return f"{self.literal(1)}/{product}" if abs(int(exp)) == 1 \
                 else f"{self.literal(1)}/({product})"
         if exp == sp.S.Half:
-            return f"np.sqrt({self._print(base)})"
+            return f"{self._function('sqrt')}({self._print(base)})"
         return f"{self.parenthesize(base, precedence(expr))}**{self.parenthesize(exp, prec)}"
 
     # -- functions ----------------------------------------------------------------------
     def _module_format(self, fqn, register=True):
-        # sympy's Python printer names math.* / numpy.* functions; the generated module
-        # imports numpy as np only, so every function must exist there
+        # sympy's own names for a function or constant outside the table (math.cosh,
+        # math.inf): NumPy's of the same name, or refused
         name = fqn.split(".")[-1]
         if fqn.split(".")[0] in ("math", "numpy", "cmath") and hasattr(np, name):
-            return f"np.{name}"
+            return self._qualified("numpy", name)
         raise ValueError(f"the Numba printer has no NumPy equivalent for {fqn!r}")
-
-    def _print_exp(self, expr):
-        return f"{self.fn('exp')}({self._print(expr.args[0])})"
 
     def _print_log(self, expr):
         arg = expr.args[0]
@@ -144,28 +191,15 @@ class NumbaPrinter(PythonCodePrinter):
         if arg.is_Add and len(arg.args) == 2 and sp.S.One in arg.args:
             other = arg.args[0] if arg.args[1] == sp.S.One else arg.args[1]
             if isinstance(other, sp.exp):
-                if self.dtype == "float32":
-                    return f"_softplus32{self.helper_suffix}({self._print(other.args[0])})"
-                return f"np.logaddexp({self.literal(0)}, {self._print(other.args[0])})"
-        return f"{self.fn('log')}({self._print(arg)})"
+                return self._softplus(self._print(other.args[0]))
+        return f"{self._function('log')}({self._print(arg)})"
 
-    def _print_tanh(self, expr):
-        return f"{self.fn('tanh')}({self._print(expr.args[0])})"
-
-    def _print_Abs(self, expr):
-        return f"abs({self._print(expr.args[0])})"
-
-    def _print_erf(self, expr):
-        return f"math.erf({self._print(expr.args[0])})"
-
-    def _print_sign(self, expr):
-        return f"np.sign({self._print(expr.args[0])})"
-
-    def _print_Max(self, expr):
-        return f"max({', '.join(self._print(a) for a in expr.args)})"
-
-    def _print_Min(self, expr):
-        return f"min({', '.join(self._print(a) for a in expr.args)})"
+    def _softplus(self, u: str) -> str:
+        """log(1 + exp(u)) without overflow: the backend's softplus function where its
+        table has one, else logaddexp(0, u)."""
+        if "softplus" in self.functions:
+            return f"{self._function('softplus')}({u})"
+        return f"{self._function('logaddexp')}({self.literal(0)}, {u})"
 
     def _print_Heaviside(self, expr):
         # sympy's Heaviside(u) is 1/2 at u = 0 unless given another value
@@ -203,6 +237,18 @@ class NumbaPrinter(PythonCodePrinter):
 
     def _print_Symbol(self, expr):
         return expr.name
+
+
+def _print_from_table(cls) -> None:
+    """Print each function of `cls`'s table through `_print_table_function`, but where `cls`
+    or a parent printer of this module has its own `_print_X` (sympy's are replaced)."""
+    ours = [c for c in cls.__mro__ if issubclass(c, NumbaPrinter)]
+    for name in cls.FUNCTIONS:
+        if not any(f"_print_{name}" in c.__dict__ for c in ours):
+            setattr(cls, f"_print_{name}", _print_table_function)
+
+
+_print_from_table(NumbaPrinter)
 
 
 def _logistic_denominator(f: sp.Expr) -> sp.Expr | None:

@@ -2,7 +2,8 @@
 
 Nothing else is written down: derivatives come from `sympy.diff` of these expressions
 (see `autodiff.py`), and the printer turns whatever comes out into Numba code. To add an
-activation, add one entry here.
+activation, add one entry here; if PyTorch has the same function, the entry's `torch` names
+its module, and `symnet.torch` maps the activation to it (after checking it numerically).
 
 Custom formulas from a spec (`activation = { expr = "..." }`, `[loss] kind = "custom"`) are
 parsed by `expressions.py` into expressions of the same symbols `x`, `y` and `t`, and from
@@ -36,6 +37,24 @@ def __getattr__(name):  # `from symnet.functions import x` and the variable maps
 
 
 @dataclass(frozen=True)
+class TorchModule:
+    """The `torch.nn` module that computes an activation: `symnet.torch` builds
+    `torch.nn.<name>(**args, **{key: the activation's parameter})`, and uses it only after
+    comparing it numerically with the activation's sympy expression."""
+
+    name: str  # the class in torch.nn: "LeakyReLU"
+    args: dict[str, object] = field(default_factory=dict)  # fixed keyword arguments
+    params: dict[str, str] = field(default_factory=dict)  # keyword -> the activation's param
+
+    def describe(self) -> str:
+        """How messages write it: nn.LeakyReLU(negative_slope=alpha), nn.Softmax(dim=-1)."""
+        args = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v!r}"
+                for k, v in self.args.items()]
+        args += [f"{k}={v}" for k, v in self.params.items()]
+        return f"nn.{self.name}({', '.join(args)})"
+
+
+@dataclass(frozen=True)
 class ActivationDef:
     name: str
     build: Callable[..., sp.Expr]  # build(x, **params) -> expression in x
@@ -49,6 +68,8 @@ class ActivationDef:
     # stored output (sigmoid' = out*(1 - out)). Off by default: on other formulas solve can
     # run for minutes (gelu_tanh), or give a form that overflows (softplus).
     solve_for_output: bool = False
+    # PyTorch's module for the same function, if it has one (symnet.torch's mapping)
+    torch: TorchModule | None = None
 
     def expr(self, arg: sp.Expr, **params: float) -> sp.Expr:
         if self.layer_wide:
@@ -133,29 +154,42 @@ ACTIVATIONS: dict[str, ActivationDef] = {
     a.name: a
     for a in [
         ActivationDef("sigmoid", lambda v: 1 / (1 + sp.exp(-v)), formula="1/(1 + exp(-x))",
-                      solve_for_output=True),
-        ActivationDef("tanh", lambda v: sp.tanh(v), formula="tanh(x)"),
-        ActivationDef("relu", _relu, formula="max(x, 0)"),
+                      solve_for_output=True, torch=TorchModule("Sigmoid")),
+        ActivationDef("tanh", lambda v: sp.tanh(v), formula="tanh(x)", torch=TorchModule("Tanh")),
+        ActivationDef("relu", _relu, formula="max(x, 0)", torch=TorchModule("ReLU")),
         ActivationDef("leaky_relu", _leaky_relu, {"alpha": 0.01},
-                      formula="x if x > 0 else alpha*x"),
-        ActivationDef("linear", lambda v: v, formula="x"),
+                      formula="x if x > 0 else alpha*x",
+                      torch=TorchModule("LeakyReLU", params={"negative_slope": "alpha"})),
+        ActivationDef("linear", lambda v: v, formula="x", torch=TorchModule("Identity")),
         ActivationDef("step", _step, formula="1 if x >= 0 else 0"),
         ActivationDef("sign", _sign, formula="1 if x > 0 else (-1 if x < 0 else 0)"),
-        ActivationDef("hard_sigmoid", _hard_sigmoid, formula="max(0, min(1, x + 1/2))"),
+        # torch's Hardsigmoid is clip(x/6 + 1/2, 0, 1), this one clip(x + 1/2, 0, 1): named so
+        # that symnet.torch's numeric check refuses it, naming nn.Hardsigmoid
+        ActivationDef("hard_sigmoid", _hard_sigmoid, formula="max(0, min(1, x + 1/2))",
+                      torch=TorchModule("Hardsigmoid")),
         ActivationDef("elu", _elu, {"alpha": 1.0},
-                      formula="x if x > 0 else alpha*(exp(x) - 1)"),
+                      formula="x if x > 0 else alpha*(exp(x) - 1)",
+                      torch=TorchModule("ELU", params={"alpha": "alpha"})),
         ActivationDef("selu", _selu,
-                      formula=f"{SELU_SCALE:.6f}*(x if x > 0 else {SELU_ALPHA:.6f}*(exp(x) - 1))"),
+                      formula=f"{SELU_SCALE:.6f}*(x if x > 0 else {SELU_ALPHA:.6f}*(exp(x) - 1))",
+                      torch=TorchModule("SELU")),
+        # threshold=37: beyond it log(1 + exp(x)) rounds to x in float64 (torch's default of
+        # 20 is exact only in float32), so the linear tail torch switches to is no approximation
         ActivationDef("softplus", lambda v: sp.log(1 + sp.exp(v)), formula="log(1 + exp(x))",
-                      solve_for_output=True),
-        ActivationDef("silu", _silu, formula=_SILU_FORMULA),
-        ActivationDef("swish", _silu, formula=_SILU_FORMULA),
-        ActivationDef("gelu", _gelu, formula="x/2*(1 + erf(x/sqrt(2)))"),
+                      solve_for_output=True, torch=TorchModule("Softplus", {"threshold": 37.0})),
+        ActivationDef("silu", _silu, formula=_SILU_FORMULA, torch=TorchModule("SiLU")),
+        ActivationDef("swish", _silu, formula=_SILU_FORMULA, torch=TorchModule("SiLU")),
+        ActivationDef("gelu", _gelu, formula="x/2*(1 + erf(x/sqrt(2)))",
+                      torch=TorchModule("GELU", {"approximate": "none"})),
         ActivationDef("gelu_tanh", _gelu_tanh,
-                      formula="x/2*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x^3)))"),
-        ActivationDef("softsign", lambda v: v / (1 + sp.Abs(v)), formula="x/(1 + |x|)"),
+                      formula="x/2*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x^3)))",
+                      torch=TorchModule("GELU", {"approximate": "tanh"})),
+        ActivationDef("softsign", lambda v: v / (1 + sp.Abs(v)), formula="x/(1 + |x|)",
+                      torch=TorchModule("Softsign")),
+        # layer-wide: torch's normalises over the units of the layer (dim=-1, X's columns)
         ActivationDef("softmax", lambda v: sp.exp(v), layer_wide=True,
-                      formula="exp(net_k - m)/sum_j exp(net_j - m), m = max_j net_j"),
+                      formula="exp(net_k - m)/sum_j exp(net_j - m), m = max_j net_j",
+                      torch=TorchModule("Softmax", {"dim": -1})),
     ]
 }
 

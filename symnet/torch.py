@@ -100,48 +100,16 @@ def __getattr__(name: str):
 
 
 # ----------------------------------------------------------------------------------------
-# activations: symnet name -> candidate torch modules, each checked against symnet's definition
+# activations: the registry entry's `torch` (symnet/functions.py) names the module, which is
+# used only where it equals symnet's definition (checked by `_activation_module`)
 
 
-@dataclass(frozen=True)
-class _Candidate:
-    describe: str  # how messages write it
-    params: tuple[str, ...]  # the symnet activation parameters it understands
-    build: Callable[[Any, dict[str, float]], Any]  # build(torch.nn, kwargs) -> module
-    elementwise: bool = True
+def _mapped() -> str:
+    """The registry's activations that name a torch module, for messages."""
+    from .functions import ACTIVATIONS
 
+    return ", ".join(sorted(n for n, entry in ACTIVATIONS.items() if entry.torch is not None))
 
-def _c(describe, build, params=(), elementwise=True) -> _Candidate:
-    return _Candidate(describe, tuple(params), build, elementwise)
-
-
-# A name may list several candidates, tried in order: the first that equals symnet's
-# definition (checked by `_activation_module`) is used.
-_ACTIVATIONS: dict[str, tuple[_Candidate, ...]] = {
-    "sigmoid": (_c("nn.Sigmoid()", lambda nn, p: nn.Sigmoid()),),
-    "tanh": (_c("nn.Tanh()", lambda nn, p: nn.Tanh()),),
-    "relu": (_c("nn.ReLU()", lambda nn, p: nn.ReLU()),),
-    "leaky_relu": (_c("nn.LeakyReLU(negative_slope=alpha)",
-                      lambda nn, p: nn.LeakyReLU(negative_slope=p["alpha"]), ("alpha",)),),
-    "linear": (_c("nn.Identity()", lambda nn, p: nn.Identity()),),
-    "elu": (_c("nn.ELU(alpha=alpha)", lambda nn, p: nn.ELU(alpha=p["alpha"]), ("alpha",)),),
-    "selu": (_c("nn.SELU()", lambda nn, p: nn.SELU()),),
-    # threshold=37: beyond it log(1 + exp(x)) rounds to x in float64 (torch's default of 20
-    # is exact only in float32), so the linear tail torch switches to is no approximation.
-    "softplus": (_c("nn.Softplus(threshold=37)",
-                    lambda nn, p: nn.Softplus(beta=1.0, threshold=37.0)),),
-    "silu": (_c("nn.SiLU()", lambda nn, p: nn.SiLU()),),
-    "swish": (_c("nn.SiLU()", lambda nn, p: nn.SiLU()),),
-    "gelu": (_c("nn.GELU(approximate='none')", lambda nn, p: nn.GELU(approximate="none")),),
-    "gelu_tanh": (_c("nn.GELU(approximate='tanh')",
-                     lambda nn, p: nn.GELU(approximate="tanh")),),
-    "softsign": (_c("nn.Softsign()", lambda nn, p: nn.Softsign()),),
-    # torch's Hardsigmoid is clip(x/6 + 1/2, 0, 1); symnet's hard_sigmoid is clip(x + 1/2, 0,
-    # 1) today, so the check below refuses it (with this name in the message).
-    "hard_sigmoid": (_c("nn.Hardsigmoid()", lambda nn, p: nn.Hardsigmoid()),),
-    # Layer-wide: normalises over the units of the layer (dim=-1, the columns of X).
-    "softmax": (_c("nn.Softmax(dim=-1)", lambda nn, p: nn.Softmax(dim=-1), elementwise=False),),
-}
 
 _CUSTOM = "custom"  # the activation name / loss kind of a formula written in the spec
 
@@ -182,43 +150,45 @@ def _symnet_activation_values(act: Activation, points: np.ndarray) -> np.ndarray
 
 def _activation_module(act: Activation, layer: int | None = None):
     """The torch module computing exactly symnet's activation `act` (checked numerically)."""
+    from .functions import ACTIVATIONS
+
     torch = _torch()
     where = f"layer {layer}: " if layer is not None else ""
-    candidates = _ACTIVATIONS.get(act.name)
-    if candidates is None and act.name == _CUSTOM:
+    entry = ACTIVATIONS.get(act.name)
+    target = entry.torch if entry is not None else None
+    if target is None and act.name == _CUSTOM:
         formula = getattr(act, "expr", None)
         raise TorchInteropError(
             f"{where}a custom activation{f' ({formula})' if formula else ''} has no PyTorch "
-            f"module: to_torch maps symnet's named activations only (mapped: "
-            f"{', '.join(sorted(_ACTIVATIONS))})")
-    if candidates is None:
-        known = ", ".join(sorted(_ACTIVATIONS))
+            f"module: to_torch maps symnet's named activations only (mapped: {_mapped()})")
+    if target is None:
         raise TorchInteropError(
             f"{where}activation {act.describe()!r} has no PyTorch counterpart in symnet.torch "
-            f"(mapped: {known})")
+            f"(mapped: {_mapped()})")
     given = set(dict(act.params))
-    usable = [c for c in candidates if given <= set(c.params)]
-    if not usable:
+    understood = set(target.params.values())
+    if not given <= understood:
         raise TorchInteropError(
-            f"{where}activation {act.describe()!r}: {candidates[0].describe} takes no "
-            f"parameter {sorted(given - set(candidates[0].params))[0]!r}")
-    if not usable[0].elementwise:
-        return usable[0].build(torch.nn, act.kwargs)
+            f"{where}activation {act.describe()!r}: {target.describe()} takes no "
+            f"parameter {sorted(given - understood)[0]!r}")
+    values = {**entry.params, **act.kwargs}
+    module = getattr(torch.nn, target.name)(
+        **target.args, **{key: values[param] for key, param in target.params.items()})
+    if entry.layer_wide:
+        return module
     want = _symnet_activation_values(act, _GRID)
     if want is None:
         raise TorchInteropError(
             f"{where}activation {act.describe()!r}: symnet's definition could not be evaluated "
-            f"to check it against {usable[0].describe}")
-    for cand in usable:
-        module = cand.build(torch.nn, act.kwargs)
-        with torch.no_grad():
-            got = module(torch.from_numpy(_GRID.reshape(-1, 1).copy())).numpy().ravel()
-        if np.allclose(got, want, rtol=_RTOL, atol=_ATOL, equal_nan=True):
-            return module
-    tried = " or ".join(c.describe for c in usable)
+            f"to check it against {target.describe()}")
+    with torch.no_grad():
+        got = module(torch.from_numpy(_GRID.reshape(-1, 1).copy())).numpy().ravel()
+    if np.allclose(got, want, rtol=_RTOL, atol=_ATOL, equal_nan=True):
+        return module
     raise TorchInteropError(
         f"{where}activation {act.describe()!r}: symnet's definition is not the same function "
-        f"as {tried} (compared numerically on [-8, 8]), so there is no exact PyTorch counterpart")
+        f"as {target.describe()} (compared numerically on [-8, 8]), so there is no exact "
+        "PyTorch counterpart")
 
 
 # ----------------------------------------------------------------------------------------

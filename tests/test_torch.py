@@ -298,12 +298,14 @@ def test_activation_differing_from_torch_is_refused(monkeypatch):
     spec = {"name": "hs", "network": {"inputs": 2, "layers": [
         {"units": 2, "activation": "hard_sigmoid"}]}, "loss": {"kind": "sse"}}
     params = {"W1": np.eye(2), "b1": np.zeros(2)}
+    # the entry's `torch` names nn.Hardsigmoid; only its expression changes
+    entry = functions.ACTIVATIONS["hard_sigmoid"]
     monkeypatch.setitem(functions.ACTIVATIONS, "hard_sigmoid",
-                        functions.ActivationDef("hard_sigmoid", keras))
+                        dataclasses.replace(entry, build=keras))
     with pytest.raises(TorchInteropError, match="not the same function as nn.Hardsigmoid"):
         to_torch(spec, params)
     monkeypatch.setitem(functions.ACTIVATIONS, "hard_sigmoid",
-                        functions.ActivationDef("hard_sigmoid", torchs))
+                        dataclasses.replace(entry, build=torchs))
     assert isinstance(to_torch(spec, params)[-1], torch.nn.Hardsigmoid)
 
     monkeypatch.setitem(functions.ACTIVATIONS, "cube",

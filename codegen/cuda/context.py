@@ -150,7 +150,6 @@ def scalar_context(spec: Spec, schedule: Schedule, *, version: str, spec_file: s
         "before_cse": schedule.before_cse,
         "loop_decay": None,
     })
-    ctx["uses_erf"] = any("math.erf" in line.code for line in ctx["grad_lines"])
     return ctx
 
 
@@ -192,8 +191,6 @@ def loop_context(spec: Spec, program: LoopProgram, *, version: str, spec_file: s
 
     grad_lines = _block(out.grad_steps, printer)
     forward_lines = _block(out.forward, printer)
-    printed = [c.code.out for c in layers] + [c.code.derivative for c in layers] + [
-        line.code for line in grad_lines + forward_lines]
     ctx.update({
         "cuda_layers": layers,
         "hidden": layers[:-1],
@@ -211,6 +208,5 @@ def loop_context(spec: Spec, program: LoopProgram, *, version: str, spec_file: s
         "target_loads": used(out.grad_steps, out.targets),
         "loop_decay": (None if program.decay is None else
                        (printer.doprint(program.decay), printer.doprint(program.decay_grad))),
-        "uses_erf": any("math.erf" in code for code in printed),
     })
     return ctx

@@ -29,7 +29,7 @@ from symnet.spec import Spec
 
 from .checkpoint import plan_rows
 from .cpu import _X, base_context
-from .loop import GEMM_MAX, _block, use_gemm
+from .loop import GEMM_MAX, _block, use_gemm, used_symbols
 from .writer import generator_sha256, render
 
 KERNEL_PREFIX = "symnet_kernels_"
@@ -90,11 +90,6 @@ def _kinds(program, printer) -> tuple[tuple[ActivationKind, ...], dict[str, int]
             {act: order.index(key) for act, key in described.items()})
 
 
-def _used(steps, symbols):
-    free = set().union(*(a.rhs.free_symbols for a in steps)) if steps else set()
-    return [(k, s.name) for k, s in enumerate(symbols) if s in free]
-
-
 def kernel_source(spec: Spec, program, *, version: str) -> tuple[KernelInfo, str]:
     """The kernel file for the network's kinds (a LoopProgram from symnet.loop.lower_loop),
     and its KernelInfo. Nothing in the text depends on the widths (but the output layer's),
@@ -127,9 +122,9 @@ def kernel_source(spec: Spec, program, *, version: str) -> tuple[KernelInfo, str
         "out_names": [s.name for s in out.outs],
         "loss_name": out.loss.name,
         "delta_names": [s.name for s in out.deltas],
-        "net_loads": {"forward": _used(out.forward, out.nets),
-                      "grad": _used(out.grad_steps, out.nets)},
-        "target_loads": {"grad": _used(out.grad_steps, out.targets)},
+        "net_loads": {"forward": used_symbols(out.forward, out.nets),
+                      "grad": used_symbols(out.grad_steps, out.nets)},
+        "target_loads": {"grad": used_symbols(out.grad_steps, out.targets)},
         "weight_decay": weight_decay,
         "weight_decay_grad": weight_decay_grad,
     })

@@ -48,3 +48,11 @@ class LoopLayerCode:
 def _block(steps, printer: NumbaPrinter) -> list[Line]:
     return [Line(a.lhs.name, printer.doprint(a.rhs), a.comment if a.role in
                  ("temp", "shift") else "") for a in steps]
+
+
+def used_symbols(steps, symbols) -> list[tuple[int, str]]:
+    """(index, name) of each of `symbols` that the right-hand sides of `steps` read: the
+    output block's nets and targets to load, in both the CPU kernel file and the CUDA
+    module."""
+    free = set().union(*(a.rhs.free_symbols for a in steps)) if steps else set()
+    return [(k, s.name) for k, s in enumerate(symbols) if s in free]

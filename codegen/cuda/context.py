@@ -18,7 +18,7 @@ from symnet.schedule import Schedule
 from symnet.spec import Spec
 
 from ..cpu import _X, Line, array_args, base_context, kernel_lines
-from ..loop import LoopLayerCode, _block
+from ..loop import LoopLayerCode, _block, used_symbols
 from .config import CudaConfig
 from .printer import CudaPrinter
 
@@ -185,10 +185,6 @@ def loop_context(spec: Spec, program: LoopProgram, *, version: str, spec_file: s
             shared_used += size
     out = program.output
 
-    def used(steps, symbols):
-        free = set().union(*(a.rhs.free_symbols for a in steps)) if steps else set()
-        return [(k, s.name) for k, s in enumerate(symbols) if s in free]
-
     grad_lines = _block(out.grad_steps, printer)
     forward_lines = _block(out.forward, printer)
     ctx.update({
@@ -203,9 +199,9 @@ def loop_context(spec: Spec, program: LoopProgram, *, version: str, spec_file: s
         "loss": out.loss.name,
         "delta_names": [s.name for s in out.deltas],
         "net_names": [s.name for s in out.nets],
-        "net_loads": {"forward": used(out.forward, out.nets),
-                      "grad": used(out.grad_steps, out.nets)},
-        "target_loads": used(out.grad_steps, out.targets),
+        "net_loads": {"forward": used_symbols(out.forward, out.nets),
+                      "grad": used_symbols(out.grad_steps, out.nets)},
+        "target_loads": used_symbols(out.grad_steps, out.targets),
         "loop_decay": (None if program.decay is None else
                        (printer.doprint(program.decay), printer.doprint(program.decay_grad))),
     })

@@ -248,6 +248,13 @@ def test_compile_imports_the_cuda_module(tmp_path):
     assert m.__name__ == "mazur_cuda" and m.TARGET == "cuda"
     assert (tmp_path / "mazur_cuda.py").exists()
     assert m.PARAM_SHAPES == {"W1": (2, 2), "b1": (), "W2": (2, 2), "b2": ()}
+    # the CPU module's constants, with the same values (the kernel file's are the CPU's own)
+    cpu = symnet.compile(MAZUR, tmp_path)
+    shared = {k for k in dir(cpu) if k.isupper()} - {"KERNEL_MODULE", "KERNEL_DIR",
+                                                     "KERNEL_FILE", "CHECKPOINT_PLAN"}
+    assert {"REDUCTION", "WEIGHT_DECAY", "LEARNING_RATE", "SPEC_SHA256"} <= shared
+    for name in shared:
+        assert getattr(m, name) == getattr(cpu, name), name
 
 
 # -- on a real GPU -------------------------------------------------------------------------------

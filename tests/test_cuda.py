@@ -257,6 +257,37 @@ def test_compile_imports_the_cuda_module(tmp_path):
         assert getattr(m, name) == getattr(cpu, name), name
 
 
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-13), ("float32", 1e-5)])
+@pytest.mark.parametrize("training", [{"optimizer": "adam"},
+                                      {"momentum": 0.9, "nesterov": True, "lr_decay": {
+                                          "kind": "step", "every": 2, "factor": 0.5}}],
+                         ids=["adam", "nesterov-decay"])
+def test_apply_gradients_on_the_host_as_the_cpu_module(dtype, rtol, training, tmp_path):
+    """The CUDA module's apply_gradients (host-side NumPy, no GPU needed) takes the CPU
+    module's step: parameters in UPDATE only, the state, the decayed learning rate."""
+    spec = {"name": f"ag_{dtype}", "network": {"inputs": 3, "layers": [
+        {"units": 4, "activation": "tanh"}, {"units": 2, "activation": "sigmoid"}]},
+        "loss": {"kind": "mse", "weight_decay": 0.01},
+        "training": {"learning_rate": 0.1, "update": ["weights"], **training},
+        "codegen": {"dtype": dtype}}
+    cpu = symnet.compile(spec, tmp_path)
+    gpu = symnet.compile(spec, tmp_path, target="cuda")
+    rng = np.random.default_rng(0)
+    X, T = rng.normal(size=(7, 3)), rng.random((7, 2))
+    a, b, sa, sb = cpu.init_params(), gpu.init_params(), cpu.init_state(), gpu.init_state()
+    for k in range(4):
+        g = cpu.grad(a, X, T)[1]
+        cpu.apply_gradients(a, g, state=sa, epoch=k)
+        gpu.apply_gradients(b, g, state=sb, epoch=k)
+    for name in a:
+        np.testing.assert_allclose(b[name], a[name], rtol=rtol, atol=rtol * 1e-2)
+    for name in sa:
+        np.testing.assert_allclose(sb[name], sa[name], rtol=rtol, atol=rtol * 1e-2)
+    assert np.array_equal(b["b1"], gpu.init_params()["b1"])  # not in UPDATE
+    with pytest.raises(ValueError, match="grads: missing 'W1'"):
+        gpu.apply_gradients(b, {})
+
+
 # -- on a real GPU -------------------------------------------------------------------------------
 
 

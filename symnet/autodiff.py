@@ -70,7 +70,7 @@ def differentiate(program: Program) -> Program:
                                    role, comment=chain_comment(v, terms, program.loss),
                                    layer=a.layer))
         for u in sorted(a.rhs.free_symbols & (produced | params), key=lambda s: s.name):
-            e = Edge(v, u, output_form(sp.diff(a.rhs, u), u, stored_of), a.layer)
+            e = Edge(v, u, local_derivative(a.rhs, u, stored_of), a.layer)
             edges.append(e)  # recorded whether or not it reaches the loss (explain shows all)
             if live and e.local != 0:  # else (e.g. a step activation) nothing flows through it
                 into[u].append(e)
@@ -130,6 +130,13 @@ def total_derivative(edges, v: sp.Symbol, u: sp.Symbol, through=frozenset()) -> 
         elif e.arg in through:
             total += e.local * total_derivative(edges, e.arg, u, through)
     return total
+
+
+def local_derivative(expr: sp.Expr, u: sp.Symbol, stored_of=None) -> sp.Expr:
+    """d expr / du, in the stored output of u where that is cheaper: the one derivative rule,
+    of every edge here and of the layer-level forms (`symnet.layers`: an activation's f', the
+    weight-decay term's gradient)."""
+    return output_form(sp.diff(expr, u), u, stored_of or {})
 
 
 def output_form(local: sp.Expr, u: sp.Symbol, stored_of) -> sp.Expr:

@@ -20,7 +20,7 @@ import sympy as sp
 
 from .autodiff import differentiate
 from .functions import x, y
-from .layers import LayerProgram, W, layer_program, loss_sum, softmax_steps
+from .layers import LayerProgram, W, WeightDecay, layer_program, loss_sum, softmax_steps
 from .program import Assign, LayerInfo, ParamEntry, Program
 from .schedule import cse_block, eliminate_dead
 from .spec import Spec
@@ -64,8 +64,7 @@ class LoopProgram:
     layers: tuple[LoopLayer, ...]
     output: OutputBlock
     loss_formula: str
-    decay: sp.Expr | None  # lambda * w^2 for one weight, or None
-    decay_grad: sp.Expr | None  # its derivative in w
+    decay: WeightDecay | None  # lambda * w^2 for one weight and its gradient, or None
 
     @property
     def outputs(self) -> int:
@@ -93,8 +92,7 @@ def loop_form(program: LayerProgram) -> LoopProgram:
     if decay is not None:
         text += f" (+ {decay.once_per_batch})"
     return LoopProgram(inputs=program.inputs, layers=tuple(layers), output=_output(program),
-                       loss_formula=text, decay=None if decay is None else decay.term,
-                       decay_grad=None if decay is None else decay.grad)
+                       loss_formula=text, decay=decay)
 
 
 def output_block(spec: Spec) -> OutputBlock:

@@ -152,6 +152,7 @@ def output_form(local: sp.Expr, u: sp.Symbol, stored_of) -> sp.Expr:
         return local
     back = {c: s for s, c in canon.items()}
     back[_Y] = v
+    back[_X] = u  # a partial rewrite (f(u) replaced, u left elsewhere) keeps u
     return rewritten.xreplace(back)
 
 

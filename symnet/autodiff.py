@@ -8,7 +8,9 @@ the lecture's deltas. Nothing is hand-written: the only derivative rules are sym
 Each local derivative is recorded as data, an `Edge` (value, arg, local, layer) on the
 returned Program's `edges`: the backward assignments are sums over those edges, their comments
 are the edges formatted (`chain_comment`), and `symnet explain` formats the same record
-instead of differentiating again.
+instead of differentiating again. Where the layer-level program already derived an edge (an
+activation's f', the weight decay's gradient: `Program.known`, filled by `lower.unroll`), that
+derivative is recorded as it is; the rule it was derived by is `local_derivative`, this one.
 
 Where a local derivative of out = f(net) can be written in the stored output alone
 (sigmoid' = out(1 - out), tanh' = 1 - out^2, bce's y - t), it is rewritten so: first by
@@ -70,7 +72,10 @@ def differentiate(program: Program) -> Program:
                                    role, comment=chain_comment(v, terms, program.loss),
                                    layer=a.layer))
         for u in sorted(a.rhs.free_symbols & (produced | params), key=lambda s: s.name):
-            e = Edge(v, u, local_derivative(a.rhs, u, stored_of), a.layer)
+            local = program.known.get((v, u))
+            if local is None:
+                local = local_derivative(a.rhs, u, stored_of)
+            e = Edge(v, u, local, a.layer)
             edges.append(e)  # recorded whether or not it reaches the loss (explain shows all)
             if live and e.local != 0:  # else (e.g. a step activation) nothing flows through it
                 into[u].append(e)

@@ -101,6 +101,13 @@ class WeightDecay:
         once = sp.Piecewise((total, sp.Eq(SAMPLE_INDEX, 0)), (0, True))
         return once, f"{text} (weight decay: in the first sample's E, so once in the sum)"
 
+    def per_sample_grad(self, w: sp.Symbol) -> sp.Expr:
+        """d/dw of `per_sample`'s term: the gradient at w, under "sum" in the first sample's."""
+        grad = self.grad.xreplace({W: w})
+        if self.reduction == "mean":
+            return grad
+        return sp.Piecewise((grad, sp.Eq(SAMPLE_INDEX, 0)), (0, True))
+
     @property
     def once_per_batch(self) -> str:
         """The loop form's formula: the term is added after the reduction."""

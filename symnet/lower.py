@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .functions import x
+from .functions import x, y
 from .layers import SAMPLE_INDEX, LayerProgram, layer_program, loss_sum, softmax_steps
 from .program import Assign, LayerInfo, ParamEntry, Program
 from .spec import Spec
@@ -55,6 +55,7 @@ def unroll(program: LayerProgram, *, fuse: bool = True) -> Program:
     prev = inputs
     w_count = 0
     softmax = None
+    known = {}  # edges the layer-level program already derived (Program.known)
     for layer in program.layers:
         ln = layer.number
         if layer.bias == "shared":
@@ -79,6 +80,7 @@ def unroll(program: LayerProgram, *, fuse: bool = True) -> Program:
             if layer.form is not None:
                 forward.append(Assign(o_sym, layer.form.out.xreplace({x: n_sym}), "out",
                                       layer=ln))
+                known[o_sym, n_sym] = layer.form.derivative.xreplace({x: n_sym, y: o_sym})
             nets.append(n_sym)
             outs.append(o_sym)
         if layer.form is None:
@@ -96,13 +98,15 @@ def unroll(program: LayerProgram, *, fuse: bool = True) -> Program:
     E = _sym("E")
     rhs, formula = loss_sum(program, layers[-1].nets, layers[-1].outs, targets, softmax, fuse)
     if program.decay is not None:
-        decay, decay_formula = program.decay.per_sample(
-            p.symbol for p in params_t if p.array.startswith("W"))
+        weights = [p.symbol for p in params_t if p.array.startswith("W")]
+        decay, decay_formula = program.decay.per_sample(weights)
         rhs, formula = rhs + decay, f"{formula} + {decay_formula}"
+        # E uses the weights only in the decay: dE/dw is the term's gradient
+        known.update({(E, w): program.decay.per_sample_grad(w) for w in weights})
     forward.append(Assign(E, rhs, "loss", comment=f"E = {formula}"))
     return Program(inputs=inputs, targets=targets, params=params_t,
                    layers=tuple(layers), forward=tuple(forward), outputs=prev, loss=E,
-                   loss_formula=formula)
+                   loss_formula=formula, known=known)
 
 
 def _ordered(params: list[ParamEntry]) -> tuple[ParamEntry, ...]:

@@ -76,6 +76,13 @@ class Layer:
         return self.definition.formula
 
 
+def unit_out(layer: Layer, net: sp.Symbol, out: sp.Symbol) -> tuple[Assign, sp.Expr]:
+    """out = f(net) for one unit of a per-unit activation, and d out/d net (f', in out where
+    cheaper): the assignment and its edge, as both forms' scalar programs take them."""
+    step = Assign(out, layer.form.out.xreplace({x: net}), "out", layer=layer.number)
+    return step, layer.form.derivative.xreplace({x: net, y: out})
+
+
 @dataclass(frozen=True)
 class WeightDecay:
     """lambda * sum of every weight squared (biases excluded), added once to the batch loss."""

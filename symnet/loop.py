@@ -20,7 +20,7 @@ import sympy as sp
 
 from .autodiff import differentiate
 from .functions import x, y
-from .layers import LayerProgram, W, WeightDecay, layer_program, loss_sum, softmax_steps
+from .layers import LayerProgram, W, WeightDecay, layer_program, loss_sum, softmax_steps, unit_out
 from .program import Assign, LayerInfo, ParamEntry, Program
 from .schedule import cse_block, eliminate_dead
 from .spec import Spec
@@ -110,11 +110,13 @@ def _output(program: LayerProgram) -> OutputBlock:
     targets = tuple(sp.Symbol(f"t{k}", real=True) for k in k_units)
     forward: list[Assign] = []
     softmax = None
+    known = {}  # the layer-level program's derivatives (Program.known)
     if last.form is None:
         forward, softmax = softmax_steps(last, nets, outs, [f"o{k}" for k in k_units])
     else:
         for n_sym, o_sym in zip(nets, outs):
-            forward.append(Assign(o_sym, last.form.out.xreplace({x: n_sym}), "out", layer=ln))
+            step, known[o_sym, n_sym] = unit_out(last, n_sym, o_sym)
+            forward.append(step)
     info = LayerInfo(number=ln, role="output", activation=last.described,
                      formula=last.formula, nets=nets, outs=outs, bias=last.bias)
     rhs, formula = loss_sum(program, nets, outs, targets, softmax)
@@ -123,7 +125,8 @@ def _output(program: LayerProgram) -> OutputBlock:
     scalar = differentiate(Program(
         inputs=(), targets=targets, params=tuple(ParamEntry(n, "net", (k,))
                                                  for k, n in enumerate(nets)),
-        layers=(info,), forward=tuple(forward), outputs=outs, loss=E, loss_formula=formula))
+        layers=(info,), forward=tuple(forward), outputs=outs, loss=E, loss_formula=formula,
+        known=known))
     deltas = tuple(scalar.grads[n] for n in nets)
     steps = list(scalar.forward + scalar.backward)
     return OutputBlock(

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .functions import x, y
-from .layers import SAMPLE_INDEX, LayerProgram, layer_program, loss_sum, softmax_steps
+from .layers import SAMPLE_INDEX, LayerProgram, layer_program, loss_sum, softmax_steps, unit_out
 from .program import Assign, LayerInfo, ParamEntry, Program
 from .spec import Spec
 
@@ -78,9 +77,8 @@ def unroll(program: LayerProgram, *, fuse: bool = True) -> Program:
             n_sym, o_sym = _sym(f"net_{unit}"), _sym(f"out_{unit}")
             forward.append(Assign(n_sym, sp.Add(*terms), "net", layer=ln))
             if layer.form is not None:
-                forward.append(Assign(o_sym, layer.form.out.xreplace({x: n_sym}), "out",
-                                      layer=ln))
-                known[o_sym, n_sym] = layer.form.derivative.xreplace({x: n_sym, y: o_sym})
+                step, known[o_sym, n_sym] = unit_out(layer, n_sym, o_sym)
+                forward.append(step)
             nets.append(n_sym)
             outs.append(o_sym)
         if layer.form is None:

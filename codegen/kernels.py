@@ -29,7 +29,7 @@ from symnet.spec import Spec
 
 from .checkpoint import plan_rows
 from .cpu import _X, base_context
-from .loop import GEMM_MAX, _block, use_gemm, used_symbols
+from .loop import GEMM_MAX, _block, decay_code, use_gemm, used_symbols
 from .writer import generator_sha256, render
 
 KERNEL_PREFIX = "symnet_kernels_"
@@ -106,9 +106,7 @@ def kernel_source(spec: Spec, program, *, version: str) -> tuple[KernelInfo, str
     ctx = {key: base[key] for key in (
         "dtype", "njit", "zero", "mean", "reduction", "optimizer", "optimizer_title",
         "use_momentum", "nesterov", "fastmath32", "metric_kind")}
-    weight_decay = printer.doprint(program.decay) if program.decay is not None else None
-    weight_decay_grad = (printer.doprint(program.decay_grad)
-                         if program.decay_grad is not None else None)
+    weight_decay, weight_decay_grad = decay_code(program, printer) or (None, None)
     ctx.update({
         "version": version,
         "n_outputs": spec.network.outputs,

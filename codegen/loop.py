@@ -45,6 +45,16 @@ class LoopLayerCode:
     gemm_backward: bool = False  # dE/dW<l> and delta<l-1> = delta<l> @ W<l> through _gemm
 
 
+def decay_code(program, printer: NumbaPrinter) -> tuple[str, str] | None:
+    """A LoopProgram's weight decay, printed for one weight w: (lambda*w^2, its gradient), or
+    None. The one place either backend's loop form prints the term (the CPU's kernel file and
+    its module's tables; the CUDA module's penalty and gradient)."""
+    decay = program.decay
+    if decay is None:
+        return None
+    return printer.doprint(decay.term), printer.doprint(decay.grad)
+
+
 def _block(steps, printer: NumbaPrinter) -> list[Line]:
     return [Line(a.lhs.name, printer.doprint(a.rhs), a.comment if a.role in
                  ("temp", "shift") else "") for a in steps]

@@ -8,7 +8,9 @@ the lecture's deltas. Nothing is hand-written: the only derivative rules are sym
 Each local derivative is recorded as data, an `Edge` (value, arg, local, layer) on the
 returned Program's `edges`: the backward assignments are sums over those edges, their comments
 are the edges formatted (`chain_comment`), and `symnet explain` formats the same record
-instead of differentiating again.
+instead of differentiating again. Where the layer-level program already derived an edge (an
+activation's f', the weight decay's gradient: `Program.known`, filled by `lower.unroll`), that
+derivative is recorded as it is; the rule it was derived by is `local_derivative`, this one.
 
 Where a local derivative of out = f(net) can be written in the stored output alone
 (sigmoid' = out(1 - out), tanh' = 1 - out^2, bce's y - t), it is rewritten so: first by
@@ -70,7 +72,10 @@ def differentiate(program: Program) -> Program:
                                    role, comment=chain_comment(v, terms, program.loss),
                                    layer=a.layer))
         for u in sorted(a.rhs.free_symbols & (produced | params), key=lambda s: s.name):
-            e = Edge(v, u, output_form(sp.diff(a.rhs, u), u, stored_of), a.layer)
+            local = program.known.get((v, u))
+            if local is None:
+                local = local_derivative(a.rhs, u, stored_of)
+            e = Edge(v, u, local, a.layer)
             edges.append(e)  # recorded whether or not it reaches the loss (explain shows all)
             if live and e.local != 0:  # else (e.g. a step activation) nothing flows through it
                 into[u].append(e)
@@ -132,6 +137,13 @@ def total_derivative(edges, v: sp.Symbol, u: sp.Symbol, through=frozenset()) -> 
     return total
 
 
+def local_derivative(expr: sp.Expr, u: sp.Symbol, stored_of=None) -> sp.Expr:
+    """d expr / du, in the stored output of u where that is cheaper: the one derivative rule,
+    of every edge here and of the layer-level forms (`symnet.layers`: an activation's f', the
+    weight-decay term's gradient)."""
+    return output_form(sp.diff(expr, u), u, stored_of or {})
+
+
 def output_form(local: sp.Expr, u: sp.Symbol, stored_of) -> sp.Expr:
     """Write a derivative in the stored output of u where that is cheaper (see module doc)."""
     if u not in local.free_symbols or u not in stored_of:
@@ -145,6 +157,7 @@ def output_form(local: sp.Expr, u: sp.Symbol, stored_of) -> sp.Expr:
         return local
     back = {c: s for s, c in canon.items()}
     back[_Y] = v
+    back[_X] = u  # a partial rewrite (f(u) replaced, u left elsewhere) keeps u
     return rewritten.xreplace(back)
 
 

@@ -68,6 +68,10 @@ class Program:
     backward: tuple[Assign, ...] = ()  # filled by autodiff
     grads: dict = field(default_factory=dict)  # param symbol -> symbol of dE/dparam
     edges: tuple[Edge, ...] = ()  # filled by autodiff: every local derivative of `forward`
+    # (value, arg) -> d value/d arg where the layer-level program (symnet.layers) already
+    # derived it: an activation's f', the weight decay's gradient. autodiff records these
+    # rather than differentiating again.
+    known: dict = field(default_factory=dict)
 
     def with_backward(self, backward, grads, edges=()) -> Program:
         return replace(self, backward=tuple(backward), grads=dict(grads), edges=tuple(edges))

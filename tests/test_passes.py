@@ -111,6 +111,19 @@ def local_of(prog, value, arg):
     return next(e.local for e in prog.edges if (e.value.name, e.arg.name) == (value, arg))
 
 
+def test_a_derivative_partly_in_the_stored_output_keeps_its_net():
+    """x*exp(x): f' = f + exp(x) is rewritten to out + exp(net), in the unit's own net (it
+    once kept the registry's x, a name the generated code does not define)."""
+    spec = symnet.spec_from_dict({"name": "n", "network": {"inputs": 1, "layers": [
+        {"units": 1, "activation": {"expr": "x*exp(x)"}}, {"units": 1, "activation": "linear"}]},
+        "loss": {"kind": "mse"}})
+    prog = differentiate(lower(spec))
+    net, out = S["net_h1"], S["out_h1"]
+    assert local_of(prog, "out_h1", "net_h1") == out + sp.exp(net)
+    assert all(e.local.free_symbols <= set(prog.definitions()) | set(prog.param_symbols)
+               | set(prog.inputs) | set(prog.targets) for e in prog.edges)
+
+
 def test_relu_derivative_is_a_step_in_net():
     prog = differentiate(lower(_two_layer("relu")))
     d = _defs(prog.backward)

@@ -18,7 +18,7 @@ from symnet.schedule import Schedule
 from symnet.spec import Spec
 
 from ..cpu import _X, Line, array_args, base_context, kernel_lines
-from ..loop import LoopLayerCode, _block, used_symbols
+from ..loop import LoopLayerCode, _block, decay_code, used_symbols
 from .config import CudaConfig
 from .printer import CudaPrinter
 
@@ -202,7 +202,6 @@ def loop_context(spec: Spec, program: LoopProgram, *, version: str, spec_file: s
         "net_loads": {"forward": used_symbols(out.forward, out.nets),
                       "grad": used_symbols(out.grad_steps, out.nets)},
         "target_loads": used_symbols(out.grad_steps, out.targets),
-        "loop_decay": (None if program.decay is None else
-                       (printer.doprint(program.decay), printer.doprint(program.decay_grad))),
+        "loop_decay": decay_code(program, printer),
     })
     return ctx

@@ -11,12 +11,9 @@ import os
 import sys
 from pathlib import Path
 
-import sympy as sp
-
 from . import __version__, backends, sweep
 from .compiler import MAX_SCALAR_PARAMS, build, write
 from .errors import SymnetError, one_line
-from .schedule import schedule
 from .spec import DTYPES, MODES, TARGETS, load_spec
 
 
@@ -123,6 +120,10 @@ def _compile(args) -> int:
 
 
 def _inspect(args) -> int:
+    import sympy as sp  # here, not at the top: the other commands start without sympy
+
+    from .schedule import schedule
+
     spec = load_spec(args.spec)
     if args.tradeoff or args.plot:
         return _tradeoff(spec, args)
@@ -168,6 +169,8 @@ def _inspect(args) -> int:
 def _inspect_loop(spec, prog, show) -> int:
     """The loop form: matrix products plus the elementwise formulas, per layer."""
     from types import SimpleNamespace as Row
+
+    import sympy as sp
 
     from .loop import OUT
 

@@ -329,3 +329,13 @@ def test_import_symnet_imports_no_generator_sympy_or_numba():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True)
     assert run.stdout.strip() == "[]"
+
+
+def test_the_command_line_starts_without_sympy_numba_or_dask():
+    """`symnet --version`, `symnet train` with a current module, `symnet sweep`'s checks: none
+    of them pays for importing sympy (about 0.2 s) before it needs it."""
+    code = ("import sys, symnet.cli; print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'sympy', 'numba', 'jinja2', 'dask', 'distributed', 'scipy'}))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert run.stdout.strip() == "[]"

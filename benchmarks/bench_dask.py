@@ -134,7 +134,7 @@ def main() -> None:
     space = {"width": widths, "learning_rate": [0.01, 0.05]}
     Xs, Ts = X[:20_000].astype(float), T[:20_000].astype(float)
     base = spec("search_bench", dtype="float64")
-    jobs = sd.plan(base, space, epochs=30, batch_size=64)
+    jobs = sd.search_points(base, space, epochs=30, batch_size=64)
     Xt, Tt, Xv, Tv = sd._split(Xs, Ts, 0.2, 0)
     symnet.compile(jobs[0][1], out, mode="loop").fit(  # the kernel compiled once, for both
         symnet.compile(jobs[0][1], out, mode="loop").init_params(), Xt[:10], Tt[:10], 1,

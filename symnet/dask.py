@@ -33,7 +33,8 @@ import numpy as np
 
 from .errors import SymnetError
 
-__all__ = ["ModuleFiles", "SearchResult", "fit", "module_files", "search", "SPACE_KEYS"]
+__all__ = ["ModuleFiles", "SPACE_KEYS", "SearchResult", "fit", "module_files", "search",
+           "search_points", "variant"]
 
 
 def _distributed():
@@ -690,7 +691,7 @@ class SearchResult:
                          for row in table)
 
 
-def plan(spec, space, *, kind="grid", n_iter=10, epochs=100, batch_size=None, seed=0):
+def search_points(spec, space, *, kind="grid", n_iter=10, epochs=100, batch_size=None, seed=0):
     """The points of a search, each as (point, spec dict, fit settings, Spec), every one
     validated: SymnetError for an unknown key, a bad value or a point whose spec is invalid."""
     from .spec import spec_from_dict
@@ -728,8 +729,8 @@ def search(spec, space, X, T, validation=0.2, *, kind="grid", n_iter=10, epochs=
     the workers once. A point whose worker dies is run again elsewhere (Dask's scheduler);
     one whose loss diverges is reported with status "diverged"; an error in a point is
     retried `retries` times, then reported with status "failed: <message>"."""
-    jobs = plan(spec, space, kind=kind, n_iter=n_iter, epochs=epochs, batch_size=batch_size,
-                seed=seed)
+    jobs = search_points(spec, space, kind=kind, n_iter=n_iter, epochs=epochs,
+                         batch_size=batch_size, seed=seed)
     base_mode = jobs[0][1].get("codegen", {}).get("mode")
     mode = mode if mode is not None else (base_mode or "loop")
     X = np.asarray(X, dtype=float)

@@ -126,8 +126,8 @@ def run(args) -> int:
     space = parse_space(args.grid, args.random is not None)
     kind = "random" if args.random is not None else "grid"
     # every point checked before a worker starts
-    jobs = sd.plan(args.spec, space, kind=kind, n_iter=args.random or 1, epochs=args.epochs,
-                   batch_size=args.batch_size, seed=args.seed)
+    jobs = sd.search_points(args.spec, space, kind=kind, n_iter=args.random or 1,
+                            epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
     X, T = load_data(args.data, spec.network.inputs, spec.network.outputs)
     if args.validation:
         validation = load_data(args.validation, spec.network.inputs, spec.network.outputs)

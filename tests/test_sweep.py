@@ -1,5 +1,5 @@
 """Search spaces without Dask: how a point changes the spec, how `symnet sweep` reads --grid,
-and the spaces refused before anything runs (symnet.dask.plan). The searches themselves run
+and the spaces refused before anything runs (symnet.dask.search_points). The searches themselves run
 on a LocalCluster in test_dask.py."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 from symnet import SymnetError, spec_from_dict
 from symnet.cli import main
-from symnet.dask import plan, variant
+from symnet.dask import search_points, variant
 from symnet.sweep import parse_space
 
 BASE = {
@@ -46,21 +46,22 @@ def test_each_point_has_its_own_module_name():
 
 
 def test_grid_and_random_points():
-    jobs = plan(BASE, {"width": [2, 4], "activation": ["tanh", "relu", "gelu"]})
+    jobs = search_points(BASE, {"width": [2, 4], "activation": ["tanh", "relu", "gelu"]})
     assert [j[0] for j in jobs] == [{"width": w, "activation": a} for w in (2, 4)
                                     for a in ("tanh", "relu", "gelu")]
-    picked = plan(BASE, {"width": [2, 4, 8], "learning_rate": [0.1, 1.0]}, kind="random",
-                  n_iter=4, seed=3)
+    picked = search_points(BASE, {"width": [2, 4, 8], "learning_rate": [0.1, 1.0]},
+                           kind="random", n_iter=4, seed=3)
     points = [tuple(j[0].values()) for j in picked]
     assert len(set(points)) == 4  # distinct points of the 6
     import scipy.stats
 
-    drawn = plan(BASE, {"learning_rate": scipy.stats.loguniform(1e-4, 1e-1)}, kind="random",
-                 n_iter=5, seed=0)
+    drawn = search_points(BASE, {"learning_rate": scipy.stats.loguniform(1e-4, 1e-1)},
+                          kind="random", n_iter=5, seed=0)
     rates = [j[0]["learning_rate"] for j in drawn]
     assert all(1e-4 <= r <= 1e-1 for r in rates) and len(set(rates)) == 5
-    assert [j[0] for j in plan(BASE, {"learning_rate": scipy.stats.loguniform(1e-4, 1e-1)},
-                               kind="random", n_iter=5, seed=0)] == [j[0] for j in drawn]
+    again = search_points(BASE, {"learning_rate": scipy.stats.loguniform(1e-4, 1e-1)},
+                          kind="random", n_iter=5, seed=0)
+    assert [j[0] for j in again] == [j[0] for j in drawn]
 
 
 @pytest.mark.parametrize("space, kind, expected", [
@@ -78,7 +79,7 @@ def test_grid_and_random_points():
 ])
 def test_bad_spaces_are_refused(space, kind, expected):
     with pytest.raises(SymnetError) as err:
-        plan(BASE, space, kind=kind)
+        search_points(BASE, space, kind=kind)
     assert expected in str(err.value)
 
 

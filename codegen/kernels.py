@@ -91,6 +91,14 @@ def _kinds(program, printer) -> tuple[tuple[ActivationKind, ...], dict[str, int]
             {act: order.index(key) for act, key in described.items()})
 
 
+@dataclass(frozen=True)
+class NetLoads:
+    """The output layer's nets that each block of its lines reads: (index, name) each."""
+
+    forward: list[tuple[int, str]]  # read by the forward lines (outputs, loss)
+    grad: list[tuple[int, str]]  # read by the gradient lines (deltas)
+
+
 @dataclass(frozen=True, kw_only=True)
 class KernelFileContext(TemplateContext):
     """The CPU loop form's kernel file (templates/cpu/kernels.py.jinja): the kinds of layers,
@@ -121,8 +129,8 @@ class KernelFileContext(TemplateContext):
     out_names: list[str]  # the output block's outputs' names
     loss_name: str  # the per-sample loss's name in the output block
     delta_names: list[str]  # the output units' deltas' names
-    net_loads: dict[str, list[tuple[int, str]]]  # per block: (index, name) of the nets it reads
-    target_loads: dict[str, list[tuple[int, str]]]  # per block: (index, name) of its targets
+    net_loads: NetLoads  # per block of the output's lines: the nets it reads
+    target_loads: list[tuple[int, str]]  # (index, name) of the targets the gradient reads
     weight_decay: str | None  # lambda*w^2 for one weight w, printed; None without decay
     weight_decay_grad: str | None  # its gradient, printed
     uses_math: bool  # the printed code calls the math module (erf): the file imports it
@@ -170,9 +178,9 @@ def kernel_file_context(spec: Spec, program, *,
         out_names=[s.name for s in out.outs],
         loss_name=out.loss.name,
         delta_names=[s.name for s in out.deltas],
-        net_loads={"forward": used_symbols(out.forward, out.nets),
-                   "grad": used_symbols(out.grad_steps, out.nets)},
-        target_loads={"grad": used_symbols(out.grad_steps, out.targets)},
+        net_loads=NetLoads(forward=used_symbols(out.forward, out.nets),
+                           grad=used_symbols(out.grad_steps, out.nets)),
+        target_loads=used_symbols(out.grad_steps, out.targets),
         weight_decay=weight_decay,
         weight_decay_grad=weight_decay_grad,
         # the printers record the modules their code calls: math for erf

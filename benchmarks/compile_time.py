@@ -127,7 +127,9 @@ def worker_build(spec_json: str, out_dir: str) -> dict:
     symnet.schedule.schedule = timed("schedule", symnet.schedule.schedule)
     # and the names the CPU backend looks up when it renders (the scalar form, the loop form)
     cpu, kernels = symnet.codegen.cpu_backend, symnet.codegen.kernels
-    cpu.context = timed("render", cpu.context)
+    for name in ("context", "cpu_scalar_context"):  # the scalar form's context, as named then
+        if hasattr(cpu, name):
+            setattr(cpu, name, timed("render", getattr(cpu, name)))
     cpu.render = timed("render", cpu.render)
     kernels.render = timed("render", kernels.render)
 

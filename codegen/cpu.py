@@ -6,27 +6,18 @@ comments; the template (templates/cpu/module.py.jinja) lays the module out.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from symnet.spec import Spec
 
-from .literals import literal
-from .writer import generator_sha256
+from .context import FASTMATH32, ModuleContext, module_context
 
 if TYPE_CHECKING:  # the scalar form's stages need sympy: imported where they run
-    from symnet.schedule import Schedule
+    from symnet.schedule import Counts, Schedule
 
     from .printer import NumbaPrinter
-
-# error_model="numpy": a float division by zero gives inf/nan instead of raising, which drops
-# the per-division check that keeps LLVM from vectorizing the sample loops. float32 kernels
-# also allow reassociation (so sums over the batch vectorize) and the like, but not the
-# no-NaN/no-inf assumptions.
-NJIT_OPTIONS = 'cache=True, error_model="numpy"'
-FASTMATH32 = '{"nsz", "arcp", "contract", "afn", "reassoc"}'
 
 _X = re.compile(r"\bx\b")
 
@@ -113,56 +104,6 @@ def kernel_lines(steps, schedule: Schedule, printer: NumbaPrinter) -> list[Line]
     return lines
 
 
-def base_context(spec: Spec, *, version: str, spec_file: str, mode: str) -> dict:
-    """What every form of the module needs: header, constants, arguments, API."""
-    args = array_args(spec)
-    return {
-        "version": version,
-        "generator_sha256": generator_sha256(),
-        "spec_file": spec_file.encode("unicode_escape").decode("ascii"),  # for comments
-        "spec_file_literal": repr(spec_file),
-        "sha256": spec.sha256,
-        "spec": spec,
-        "name": spec.name,
-        "mode": mode,
-        "uses_gemm": False,  # the loop form's vector kernel (codegen/loop.py)
-        "gemm_max": 0,
-        "fastmath32": FASTMATH32,
-        # the scalar form loops over samples innermost: X is passed features-by-samples
-        "samples_axis": 1 if mode == "scalar" else 0,
-        "dtype": spec.codegen.dtype,
-        "strategy": spec.codegen.strategy,
-        "njit": NJIT_OPTIONS + (f", fastmath={FASTMATH32}" if spec.codegen.dtype == "float32"
-                                else ""),
-        "args": args,
-        "param_shapes": {a.name: a.shape for a in args},
-        "updated": [a.name for a in args if a.updated],
-        "learning_rate": repr(spec.training.learning_rate),
-        "init_values": {k: _nested(v) for k, v in spec.init.explicit.items()},
-        "init_scheme": spec.init.scheme,
-        "seed": spec.init.seed,
-        "fan_in": {a.name: a.shape[1] for a in args if len(a.shape) == 2},
-        "n_inputs": spec.network.inputs,
-        "n_outputs": spec.network.outputs,
-        "mean": spec.loss.reduction == "mean",
-        "zero": literal(0, spec.codegen.dtype),
-        "n_params": sum(math.prod(a.shape) for a in args),
-        "layers": [(ln, "output" if ln == len(spec.network.layers) else "hidden", layer.units,
-                    layer.activation.describe(), layer.bias)
-                   for ln, layer in enumerate(spec.network.layers, start=1)],
-        "loss_kind": spec.loss.kind,
-        "reduction": spec.loss.reduction,
-        "weight_decay_lambda": repr(spec.loss.weight_decay),
-        "out_activation": spec.network.layers[-1].activation.describe(),
-        "predict_kind": predict_kind(spec),
-        # fit's validation metric, accuracy (templates/common/accuracy.jinja): 1 for a
-        # softmax output, 2 for sigmoid outputs, 0 (none) otherwise
-        "metric_kind": {"softmax": 1, "sigmoid": 2}.get(
-            spec.network.layers[-1].activation.name, 0),
-        **optimizer_context(spec, args),
-    }
-
-
 def predict_kind(spec: Spec) -> str:
     """What the module's predict returns: "argmax" (a softmax output: class indices),
     "threshold" (one sigmoid output: 0/1) or "outputs" (anything else: the outputs)."""
@@ -172,80 +113,67 @@ def predict_kind(spec: Spec) -> str:
     return "threshold" if out == "sigmoid" and spec.network.outputs == 1 else "outputs"
 
 
-@dataclass(frozen=True)
-class StateArg:
-    key: str  # in the state dict: "W1.v", "step"
-    arg: str  # inside kernels: vW1
-    shape: tuple[int, ...]  # as the user sees it
-    kernel_shape: tuple[int, ...]
-    dtype: str  # "DTYPE" or "np.int64"
+@dataclass(frozen=True, kw_only=True)
+class CpuModuleContext(ModuleContext):
+    """What the CPU module needs besides every target's fields (templates/cpu/module.py.jinja)."""
+
+    # the scalar form loops over samples innermost: X is passed features-by-samples (1)
+    samples_axis: int  # the axis of X (and T) that the kernels take samples along
+    fastmath32: str  # the float32 kernels' fastmath flags (templates/cpu/fastmath32.jinja)
+    uses_gemm: bool  # the module's kernel file has _gemm (codegen/loop.py); False: np.dot only
 
 
-def optimizer_context(spec: Spec, args: list[ArrayArg]) -> dict:
-    """The update rule's settings, printed in the kernel dtype, and its state arrays."""
-    tr = spec.training
-    if tr.optimizer == "adam":
-        kinds = ("m", "v")
-    elif tr.momentum > 0:
-        kinds = ("v",)
-    else:
-        kinds = ()
-    state = [StateArg(f"{a.name}.{k}", f"{k}{a.arg}", a.shape, a.kernel_shape, "DTYPE")
-             for a in args if a.updated for k in kinds]
-    if tr.optimizer == "adam":
-        state.append(StateArg("step", "step", (), (1,), "np.int64"))
-    def lit(value):
-        return literal(value, spec.codegen.dtype)
-
-    return {
-        "optimizer": tr.optimizer,
-        "optimizer_title": {"adam": "Adam", "sgd": "SGD"}[tr.optimizer]
-        + (" (Nesterov momentum)" if tr.nesterov else " (momentum)" if tr.momentum > 0 else ""),
-        "momentum": lit(tr.momentum),
-        "nesterov": tr.nesterov,
-        "use_momentum": tr.optimizer == "sgd" and tr.momentum > 0,
-        "beta1": lit(tr.beta1), "beta2": lit(tr.beta2), "eps": lit(tr.eps),
-        "one_minus_beta1": lit(1 - tr.beta1), "one_minus_beta2": lit(1 - tr.beta2),
-        "beta1_64": repr(tr.beta1), "beta2_64": repr(tr.beta2),
-        "state": state,
-        "decay": tr.decay,
-    }
+def cpu_module_fields(module: ModuleContext) -> dict:
+    """`module`'s fields and the CPU module's own, to build a CpuModuleContext's subclass."""
+    return {**module.own_fields(), "samples_axis": 1 if module.mode == "scalar" else 0,
+            "fastmath32": FASTMATH32, "uses_gemm": False}
 
 
-def context(spec: Spec, schedule: Schedule, *, version: str, spec_file: str) -> dict:
+@dataclass(frozen=True, kw_only=True)
+class CpuScalarContext(CpuModuleContext):
+    """The CPU scalar form's module: one line per net, out and delta of the lecture."""
+
+    inputs: list[str]  # the input symbols' names, one per feature: i1, i2
+    targets: list[str]  # the target symbols' names, one per output: t1, t2
+    outputs: list[str]  # the output symbols' names: out3_1, ...
+    loss: str  # the per-sample loss's symbol name
+    loads: list[Line]  # each scalar parameter read from its array: w1_1_1 = W1[0, 0]
+    grads: list[tuple[str, str, str]]  # (per-sample gradient, accumulator, array element)
+    forward_lines: list[Line]  # the forward pass, printed, with section headers
+    loss_lines: list[Line]  # the per-sample loss, printed
+    grad_lines: list[Line]  # the backward pass, printed
+    counts: Counts  # operations per sample and stored temporaries (sympy.count_ops)
+    uses_math: bool  # a line calls the math module (erf): the module imports it
+
+
+def cpu_scalar_context(spec: Spec, schedule: Schedule, *, version: str,
+                       spec_file: str) -> CpuScalarContext:
     """The unrolled (scalar) form: one line per net, out and delta of the lecture."""
     from .printer import NumbaPrinter
 
     printer = NumbaPrinter(spec.codegen.dtype)
     prog = schedule.program
-    ctx = base_context(spec, version=version, spec_file=spec_file, mode="scalar")
-    by_name = {a.name: a for a in ctx["args"]}
+    module = module_context(spec, version=version, spec_file=spec_file, mode="scalar")
+    by_name = {a.name: a for a in module.args}
     loads = [Line(p.symbol.name, _index(p, by_name)) for p in prog.params]
     grads = [(prog.grads[p.symbol].name, "g_" + p.symbol.name, _index(p, by_name).replace(
         by_name[p.array].arg + "[", by_name[p.array].grad + "[", 1)) for p in prog.params]
-    ctx.update({
-        "strategy": schedule.strategy,
-        "inputs": [s.name for s in prog.inputs],
-        "targets": [s.name for s in prog.targets],
-        "outputs": [s.name for s in prog.outputs],
-        "loss": prog.loss.name,
-        "loads": loads,
-        "grads": grads,
-        "forward_lines": kernel_lines(schedule.forward, schedule, printer),
-        "loss_lines": kernel_lines(schedule.loss, schedule, printer),
-        "grad_lines": kernel_lines(schedule.grad, schedule, printer),
-        "counts": schedule.counts,
-        "before_cse": schedule.before_cse,
-    })
-    # the printer records the modules its lines call: math for erf
-    ctx["uses_math"] = "math" in printer.module_imports
-    return ctx
+    return CpuScalarContext(
+        **{**cpu_module_fields(module), "strategy": schedule.strategy},
+        inputs=[s.name for s in prog.inputs],
+        targets=[s.name for s in prog.targets],
+        outputs=[s.name for s in prog.outputs],
+        loss=prog.loss.name,
+        loads=loads,
+        grads=grads,
+        forward_lines=kernel_lines(schedule.forward, schedule, printer),
+        loss_lines=kernel_lines(schedule.loss, schedule, printer),
+        grad_lines=kernel_lines(schedule.grad, schedule, printer),
+        counts=schedule.counts,
+        # the printer records the modules its lines call: math for erf
+        uses_math="math" in printer.module_imports,
+    )
 
 
-def _nested(value):
-    if isinstance(value, tuple):
-        return [_nested(v) for v in value]
-    return float(value)
-
-
-__all__ = ["ArrayArg", "Line", "array_args", "context", "kernel_lines"]
+__all__ = ["ArrayArg", "CpuModuleContext", "CpuScalarContext", "Line", "array_args",
+           "cpu_module_fields", "cpu_scalar_context", "kernel_lines", "predict_kind"]

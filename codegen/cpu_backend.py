@@ -9,10 +9,12 @@ them the schedule of the backward pass (a symnet.checkpoint Plan, codegen.checkp
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .checkpoint import plan_summary
-from .cpu import Line, context
+from .context import TemplateContext
+from .cpu import Line, cpu_scalar_context
 from .kernels import (
     kernel_source,
     load_info,
@@ -32,14 +34,37 @@ if TYPE_CHECKING:
 def render_scalar(spec: Spec, schedule: Schedule, *, version: str, spec_file: str,
                   config=None) -> str:
     """The unrolled (scalar) form's module (`config` is a GPU backend's; unused here)."""
-    return render("cpu/module.py.jinja", context(spec, schedule, version=version,
-                                                 spec_file=spec_file))
+    return render("cpu/module.py.jinja", cpu_scalar_context(spec, schedule, version=version,
+                                                            spec_file=spec_file))
 
 
 def loop_form(spec: Spec) -> str:
     """The loop form's kernels in a few words, for `symnet compile`'s summary."""
     gemm, dot = matrix_products(spec)
     return f"matrix products: {gemm} by _gemm, {dot} by np.dot"
+
+
+@dataclass(frozen=True)
+class Quantity:
+    label: str  # what the explanation calls it
+    code: str  # its sympy expression, printed
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExplainContext(TemplateContext):
+    """`symnet explain`'s kernel (templates/cpu/explain.py.jinja)."""
+
+    name: str  # the network's name
+    version: str  # symnet's version
+    spec_file: str  # the spec's file name (without its folder), for comments
+    sha256: str  # the spec's SHA-256
+    dtype: str  # always "float64": the values to show
+    uses_math: bool  # a line calls the math module (erf): the kernel imports it
+    params: list[str]  # the scalar parameters' names, in the order the kernel takes them
+    inputs: list[str]  # the input symbols' names
+    targets: list[str]  # the target symbols' names
+    lines: list[Line]  # the scalar program's forward and backward lines, printed
+    quantities: list[Quantity]  # the values the explanation shows, in its order
 
 
 def render_explain(spec: Spec, program: Program, quantities, *, version: str) -> str:
@@ -52,16 +77,16 @@ def render_explain(spec: Spec, program: Program, quantities, *, version: str) ->
     printer = NumbaPrinter("float64")
     lines = [Line(a.lhs.name, printer.doprint(a.rhs), a.comment)
              for a in program.forward + program.backward]
-    quantities = [{"label": label, "code": printer.doprint(expr)} for label, expr in quantities]
-    return render("cpu/explain.py.jinja", {
-        "name": spec.name, "version": version, "spec_file": spec.source.rsplit("/", 1)[-1],
-        "sha256": spec.sha256, "dtype": "float64",
-        "uses_math": "math" in printer.module_imports,  # the printer's record: erf
-        "params": [p.symbol.name for p in program.params],
-        "inputs": [s.name for s in program.inputs],
-        "targets": [s.name for s in program.targets],
-        "lines": lines, "quantities": quantities,
-    })
+    quantities = [Quantity(label, printer.doprint(expr)) for label, expr in quantities]
+    return render("cpu/explain.py.jinja", ExplainContext(
+        name=spec.name, version=version, spec_file=spec.source.rsplit("/", 1)[-1],
+        sha256=spec.sha256, dtype="float64",
+        uses_math="math" in printer.module_imports,  # the printer's record: erf
+        params=[p.symbol.name for p in program.params],
+        inputs=[s.name for s in program.inputs],
+        targets=[s.name for s in program.targets],
+        lines=lines, quantities=quantities,
+    ))
 
 
 __all__ = ["kernel_source", "load_info", "loop_form", "network_plan", "plan_summary",

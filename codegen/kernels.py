@@ -23,12 +23,13 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from symnet.checkpoint import Plan, plan, widths
+from symnet.checkpoint import Buffer, Plan, plan, widths
 from symnet.files import write_if_changed
 from symnet.spec import Spec
 
 from .checkpoint import plan_rows
-from .cpu import _X, base_context
+from .context import FASTMATH32, TemplateContext, module_context
+from .cpu import _X, CpuModuleContext, Line, cpu_module_fields
 from .loop import GEMM_MAX, _block, decay_code, use_gemm, used_symbols
 from .writer import generator_sha256, render
 
@@ -90,49 +91,112 @@ def _kinds(program, printer) -> tuple[tuple[ActivationKind, ...], dict[str, int]
             {act: order.index(key) for act, key in described.items()})
 
 
-def kernel_source(spec: Spec, program, *, version: str) -> tuple[KernelInfo, str]:
-    """The kernel file for the network's kinds (a LoopProgram from symnet.loop.lower_loop),
-    and its KernelInfo. Nothing in the text depends on the widths (but the output layer's),
-    the depth, the learning rate or the optimizer's settings."""
+@dataclass(frozen=True)
+class NetLoads:
+    """The output layer's nets that each block of its lines reads: (index, name) each."""
+
+    forward: list[tuple[int, str]]  # read by the forward lines (outputs, loss)
+    grad: list[tuple[int, str]]  # read by the gradient lines (deltas)
+
+
+@dataclass(frozen=True, kw_only=True)
+class KernelFileContext(TemplateContext):
+    """The CPU loop form's kernel file (templates/cpu/kernels.py.jinja): the kinds of layers,
+    the output block, the loss and the optimizer's kind; no width, depth or number that the
+    module's tables carry."""
+
+    version: str  # symnet's version
+    dtype: str  # the kernels' dtype: "float64" or "float32"
+    njit: str  # the kernels' @njit options
+    fastmath32: str  # the float32 kernels' fastmath flags (templates/cpu/fastmath32.jinja)
+    helpers_called: bool  # float32: the output block calls the helpers rather than inline them
+    zero: str  # 0 printed in the kernel dtype
+    mean: bool  # the loss is the batch's mean (else its sum)
+    reduction: str  # over the batch: "mean" or "sum"
+    optimizer: str  # the update rule's kind: "sgd" or "adam"
+    optimizer_title: str  # for comments: "SGD (Nesterov momentum)", "Adam"
+    use_momentum: bool  # SGD with momentum > 0
+    nesterov: bool  # SGD's momentum is Nesterov's
+    metric_kind: int  # fit's validation accuracy: 1 softmax, 2 sigmoid, 0 none
+    n_outputs: int  # outputs per sample (the output block is printed per output unit)
+    output_activation: str  # the output layer's activation, described
+    kinds: tuple[ActivationKind, ...]  # the hidden layers' kinds: one branch each
+    uses_gemm: bool  # some product of the network runs through _gemm: the file has it
+    gemm_max: int  # no side of a weight matrix that _gemm multiplies is over this
+    loss_formula: str  # the per-sample loss, for comments
+    out_forward: list[Line]  # the output block's forward lines (outputs, loss), printed
+    out_grad: list[Line]  # the output block's gradient lines (deltas), printed
+    out_names: list[str]  # the output block's outputs' names
+    loss_name: str  # the per-sample loss's name in the output block
+    delta_names: list[str]  # the output units' deltas' names
+    net_loads: NetLoads  # per block of the output's lines: the nets it reads
+    target_loads: list[tuple[int, str]]  # (index, name) of the targets the gradient reads
+    weight_decay: str | None  # lambda*w^2 for one weight w, printed; None without decay
+    weight_decay_grad: str | None  # its gradient, printed
+    uses_math: bool  # the printed code calls the math module (erf): the file imports it
+
+
+def kernel_file_context(spec: Spec, program, *,
+                        version: str) -> tuple[KernelFileContext, dict[str, int]]:
+    """The kernel file's context for the network's kinds (a LoopProgram), and each hidden
+    activation's branch (KernelInfo.kind_of)."""
     from .printer import NumbaPrinter
 
     printer = NumbaPrinter(spec.codegen.dtype)
     # the output block runs once per sample and output unit: it calls the float32 helpers
     # rather than inlining each call (seconds of compile time for a softmax over 10 outputs)
     called = NumbaPrinter(spec.codegen.dtype, inline=False)
-    base = base_context(spec, version=version, spec_file="", mode="loop")
+    module = module_context(spec, version=version, spec_file="", mode="loop")
+    opt = module.optimizer_settings
     out = program.output
     kinds, kind_of = _kinds(program, printer)
-    ctx = {key: base[key] for key in (
-        "dtype", "njit", "zero", "mean", "reduction", "optimizer", "optimizer_title",
-        "use_momentum", "nesterov", "fastmath32", "metric_kind")}
     weight_decay, weight_decay_grad = decay_code(program, printer) or (None, None)
-    ctx.update({
-        "version": version,
-        "n_outputs": spec.network.outputs,
-        "output_activation": program.layers[-1].activation,
-        "kinds": kinds,
-        "uses_gemm": uses_gemm(spec),
-        "gemm_max": GEMM_MAX,
-        "loss_formula": program.loss_formula,
-        "out_forward": _block(out.forward, called),
-        "out_grad": _block(out.grad_steps, called),
-        "out_names": [s.name for s in out.outs],
-        "loss_name": out.loss.name,
-        "delta_names": [s.name for s in out.deltas],
-        "net_loads": {"forward": used_symbols(out.forward, out.nets),
-                      "grad": used_symbols(out.grad_steps, out.nets)},
-        "target_loads": {"grad": used_symbols(out.grad_steps, out.targets)},
-        "weight_decay": weight_decay,
-        "weight_decay_grad": weight_decay_grad,
-    })
-    # the printers record the modules their code calls: math for erf
-    ctx["uses_math"] = any("math" in p.module_imports for p in (printer, called))
-    ctx["helpers_called"] = spec.codegen.dtype == "float32"
+    out_forward = _block(out.forward, called)
+    out_grad = _block(out.grad_steps, called)
+    return KernelFileContext(
+        version=version,
+        dtype=module.dtype,
+        njit=module.njit,
+        fastmath32=FASTMATH32,
+        helpers_called=spec.codegen.dtype == "float32",
+        zero=module.zero,
+        mean=module.mean,
+        reduction=module.reduction,
+        optimizer=opt.optimizer,
+        optimizer_title=opt.optimizer_title,
+        use_momentum=opt.use_momentum,
+        nesterov=opt.nesterov,
+        metric_kind=module.metric_kind,
+        n_outputs=spec.network.outputs,
+        output_activation=program.layers[-1].activation,
+        kinds=kinds,
+        uses_gemm=uses_gemm(spec),
+        gemm_max=GEMM_MAX,
+        loss_formula=program.loss_formula,
+        out_forward=out_forward,
+        out_grad=out_grad,
+        out_names=[s.name for s in out.outs],
+        loss_name=out.loss.name,
+        delta_names=[s.name for s in out.deltas],
+        net_loads=NetLoads(forward=used_symbols(out.forward, out.nets),
+                           grad=used_symbols(out.grad_steps, out.nets)),
+        target_loads=used_symbols(out.grad_steps, out.targets),
+        weight_decay=weight_decay,
+        weight_decay_grad=weight_decay_grad,
+        # the printers record the modules their code calls: math for erf
+        uses_math=any("math" in p.module_imports for p in (printer, called)),
+    ), kind_of
+
+
+def kernel_source(spec: Spec, program, *, version: str) -> tuple[KernelInfo, str]:
+    """The kernel file for the network's kinds (a LoopProgram from symnet.loop.lower_loop),
+    and its KernelInfo. Nothing in the text depends on the widths (but the output layer's),
+    the depth, the learning rate or the optimizer's settings."""
+    ctx, kind_of = kernel_file_context(spec, program, version=version)
     text = render("cpu/kernels.py.jinja", ctx)
     name = KERNEL_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:16]
-    return KernelInfo(name, kinds, kind_of, program.loss_formula, weight_decay,
-                      weight_decay_grad), text
+    return KernelInfo(name, ctx.kinds, kind_of, program.loss_formula, ctx.weight_decay,
+                      ctx.weight_decay_grad), text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,19 +334,48 @@ def forward_plan(spec: Spec, nets: tuple[bool, ...]) -> tuple[list[TableRow], in
     return rows, out_at + layers[-1].units
 
 
-def render_module(spec: Spec, info: KernelInfo, p: Plan, *, version: str, spec_file: str,
-                  checkpoint_summary: dict | None = None, kernel_dir: str | None = None) -> str:
-    """The generated module of the CPU loop form: header, parameters, the network as tables
-    (layout, plan, forward plan, segments, the optimizer's numbers) and the API, which calls
-    the kernel file `info.name`, found beside the module or else in `kernel_dir` (an absolute
-    path, recorded as KERNEL_DIR; None: beside the module only)."""
-    ctx = base_context(spec, version=version, spec_file=spec_file, mode="loop")
+@dataclass(frozen=True)
+class LoopTables:
+    """The network as the kernel file reads it (templates/cpu/loop_tables.jinja)."""
+
+    layout: list[TableRow]  # per layer (row 0 unused): its COLUMNS
+    plan: list[TableRow]  # the gradient's schedule: (op, layer, src, dst) per step
+    arena: int  # the backward arena's values per sample
+    forward_plan: list[TableRow]  # forward and loss: (action, layer, src, dst) per step
+    forward_arena: int  # the forward arena's values per sample
+    segments: list[TableRow]  # per parameter array: (offset in theta, size, updated)
+    hyper: tuple[float, ...]  # the optimizer's and the schedule's numbers, MIN_DELTA last
+    n_theta: int  # theta's length: all the parameters, flat
+    offsets: dict[str, tuple[int, int]]  # per parameter array: (offset in theta, size)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CpuLoopContext(CpuModuleContext):
+    """The CPU loop form's module: the network as tables for its kernel file."""
+
+    kernel: str  # the kernel file's module name (KernelInfo.name)
+    kernel_dir_literal: str  # the kernel file's other folder as a Python literal, or "None"
+    tables: LoopTables  # the network as tables
+    layer_docs: list[LayerDoc]  # per layer, for the module's comments
+    loss_formula: str  # the per-sample loss, for comments
+    weight_decay: str | None  # lambda*w^2 for one weight w, printed; None without decay
+    weight_decay_grad: str | None  # its gradient, printed
+    arena_buffers: list[Buffer]  # the arena's buffers and deltas (symnet.checkpoint), by offset
+    ck_summary: dict | None  # the checkpoint schedule's summary (plan_summary), None: "store"
+
+
+def cpu_loop_context(spec: Spec, info: KernelInfo, p: Plan, *, version: str, spec_file: str,
+                     checkpoint_summary: dict | None = None,
+                     kernel_dir: str | None = None) -> CpuLoopContext:
+    """The CPU loop form's module context: see render_module."""
+    module = module_context(spec, version=version, spec_file=spec_file, mode="loop")
+    args = module.args
     layers = spec.network.layers
     depth = len(layers)
     nets = with_net(spec, info)
     offsets = {}
     at = 0
-    for a in ctx["args"]:
+    for a in args:
         size = math.prod(a.kernel_shape)
         offsets[a.name] = (at, size)
         at += size
@@ -319,28 +412,37 @@ def render_module(spec: Spec, info: KernelInfo, p: Plan, *, version: str, spec_f
              float(decay[2] if decay[0] == "step" else decay[1]) if decay[0] != "none"
              else 0.0,
              0.0)  # MIN_DELTA: set per call by fit with validation data
-    ctx.update({
-        "kernel": info.name,
-        "kernel_dir_literal": repr(kernel_dir),
-        "uses_gemm": any(row.values[6] or row.values[7] for row in layout[1:]),
-        "tables": {
-            "layout": layout,
-            "plan": [TableRow((r.op, r.layer, r.src, r.dst), r.comment) for r in plan_rows(p)],
-            "arena": p.arena_values,
-            "forward_plan": fplan,
-            "forward_arena": farena,
-            "segments": [TableRow((*offsets[a.name], int(a.updated)), a.name)
-                         for a in ctx["args"]],
-            "hyper": hyper,
-            "n_theta": at,
-            "offsets": offsets,
-        },
-        "layer_docs": docs,
-        "loss_formula": info.loss_formula,
-        "weight_decay": info.weight_decay,
-        "weight_decay_grad": info.weight_decay_grad,
-        "arena_buffers": sorted([*p.buffers, *p.deltas], key=lambda b: b.offset),
-    })
-    if checkpoint_summary is not None:
-        ctx["ck_summary"] = checkpoint_summary
-    return render("cpu/module.py.jinja", ctx)
+    return CpuLoopContext(
+        **{**cpu_module_fields(module),
+           "uses_gemm": any(row.values[6] or row.values[7] for row in layout[1:])},
+        kernel=info.name,
+        kernel_dir_literal=repr(kernel_dir),
+        tables=LoopTables(
+            layout=layout,
+            plan=[TableRow((r.op, r.layer, r.src, r.dst), r.comment) for r in plan_rows(p)],
+            arena=p.arena_values,
+            forward_plan=fplan,
+            forward_arena=farena,
+            segments=[TableRow((*offsets[a.name], int(a.updated)), a.name) for a in args],
+            hyper=hyper,
+            n_theta=at,
+            offsets=offsets,
+        ),
+        layer_docs=docs,
+        loss_formula=info.loss_formula,
+        weight_decay=info.weight_decay,
+        weight_decay_grad=info.weight_decay_grad,
+        arena_buffers=sorted([*p.buffers, *p.deltas], key=lambda b: b.offset),
+        ck_summary=checkpoint_summary,
+    )
+
+
+def render_module(spec: Spec, info: KernelInfo, p: Plan, *, version: str, spec_file: str,
+                  checkpoint_summary: dict | None = None, kernel_dir: str | None = None) -> str:
+    """The generated module of the CPU loop form: header, parameters, the network as tables
+    (layout, plan, forward plan, segments, the optimizer's numbers) and the API, which calls
+    the kernel file `info.name`, found beside the module or else in `kernel_dir` (an absolute
+    path, recorded as KERNEL_DIR; None: beside the module only)."""
+    return render("cpu/module.py.jinja", cpu_loop_context(
+        spec, info, p, version=version, spec_file=spec_file,
+        checkpoint_summary=checkpoint_summary, kernel_dir=kernel_dir))

@@ -7,8 +7,12 @@ import hashlib
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
+
+if TYPE_CHECKING:
+    from .context import TemplateContext
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("symnet.templates", ""),
@@ -47,8 +51,10 @@ def generator_sha256() -> str:
     return digest.hexdigest()
 
 
-def render(template: str, context: dict) -> str:
-    return _ENV.get_template(template).render(**context)
+def render(template: str, context: TemplateContext) -> str:
+    """The template's text for a typed context (codegen/context.py): its fields are the names
+    the template reads."""
+    return _ENV.get_template(template).render(context.variables())
 
 
 def use_bytecode_cache(directory: str | os.PathLike) -> None:

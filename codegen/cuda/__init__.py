@@ -10,21 +10,21 @@ from symnet.spec import Spec
 
 from ..writer import render
 from .config import CudaConfig
-from .context import loop_context, scalar_context
+from .context import cuda_loop_context, cuda_scalar_context
 
 TEMPLATE = "cuda/module.py.jinja"
 
 
 def render_scalar(spec: Spec, schedule: Schedule, *, version: str, spec_file: str,
                   config: CudaConfig | None = None) -> str:
-    return render(TEMPLATE, scalar_context(spec, schedule, version=version, spec_file=spec_file,
-                                           config=config))
+    return render(TEMPLATE, cuda_scalar_context(spec, schedule, version=version,
+                                                spec_file=spec_file, config=config))
 
 
 def render_loop(spec: Spec, program: LoopProgram, *, version: str, spec_file: str,
                 config: CudaConfig | None = None) -> str:
-    return render(TEMPLATE, loop_context(spec, program, version=version, spec_file=spec_file,
-                                         config=config))
+    return render(TEMPLATE, cuda_loop_context(spec, program, version=version, spec_file=spec_file,
+                                              config=config))
 
 
 def loop_form(spec: Spec) -> str:
@@ -32,5 +32,5 @@ def loop_form(spec: Spec) -> str:
     return "per-thread layer loops"
 
 
-__all__ = ["CudaConfig", "TEMPLATE", "loop_context", "loop_form", "render_loop",
-           "render_scalar", "scalar_context"]
+__all__ = ["CudaConfig", "TEMPLATE", "cuda_loop_context", "cuda_scalar_context", "loop_form",
+           "render_loop", "render_scalar"]

@@ -14,10 +14,11 @@ import math
 from dataclasses import dataclass
 
 from symnet.loop import OUT, LoopProgram, Z
-from symnet.schedule import Schedule
+from symnet.schedule import Counts, Schedule
 from symnet.spec import Spec
 
-from ..cpu import _X, Line, array_args, base_context, kernel_lines
+from ..context import ModuleContext, module_context
+from ..cpu import _X, Line, array_args, kernel_lines
 from ..loop import LoopLayerCode, _block, decay_code, used_symbols
 from .config import CudaConfig
 from .printer import CudaPrinter
@@ -88,14 +89,30 @@ def _ranges(flat: list[FlatArg]) -> list[tuple[int, int]]:
     return [tuple(r) for r in ranges]
 
 
-def _common(spec: Spec, *, version: str, spec_file: str, mode: str,
-            config: CudaConfig) -> dict:
-    ctx = base_context(spec, version=version, spec_file=spec_file, mode=mode)
+@dataclass(frozen=True, kw_only=True)
+class CudaModuleContext(ModuleContext):
+    """What the CUDA module needs besides every target's fields (templates/cuda/)."""
+
+    module_name: str  # the generated module's name: <name>_cuda
+    flat: list[FlatArg]  # the parameter arrays and their offsets in theta
+    n_flat: int  # theta's length: all the parameters, flat
+    updated_ranges: list[tuple[int, int]]  # the updated parameters' [start, stop) in theta
+    weight_ranges: list[tuple[int, int]]  # the weight matrices' [start, stop) in theta
+    tpb: int  # threads per block of the sample kernels (CudaConfig)
+    max_blocks: int  # the most blocks a sample kernel launches (CudaConfig)
+    reduce_threads: int  # threads per block of the reduction kernel (CudaConfig)
+    reduce_blockwise: bool  # the reduction gives each accumulator a block of its own
+    fused: bool  # a training step is one kernel (the last block applies the update)
+    chunk: int  # accumulators reduced at a time in shared memory (CudaConfig.reduce_chunk)
+
+
+def cuda_module_fields(spec: Spec, module: ModuleContext, config: CudaConfig) -> dict:
+    """`module`'s fields and the CUDA module's own, to build a CudaModuleContext's subclass."""
     flat = flat_args(spec)
     n_params = sum(a.size for a in flat)
     weights = [a for a in flat if a.name.startswith("W")]
-    ctx.update({
-        "target": "cuda",
+    return {
+        **module.own_fields(),
         "module_name": f"{spec.name}_cuda",
         "flat": flat,
         "n_flat": n_params,
@@ -107,19 +124,34 @@ def _common(spec: Spec, *, version: str, spec_file: str, mode: str,
         "reduce_blockwise": n_params + 1 <= config.reduce_blockwise_max,
         "fused": n_params + 1 <= config.fused_max,
         "chunk": config.reduce_chunk,
-        "config": config,
-    })
-    return ctx
+    }
 
 
-def scalar_context(spec: Spec, schedule: Schedule, *, version: str, spec_file: str,
-                   config: CudaConfig | None = None) -> dict:
+@dataclass(frozen=True, kw_only=True)
+class CudaScalarContext(CudaModuleContext):
+    """The CUDA scalar form: one thread per sample runs the lecture's lines in registers."""
+
+    inputs: list[str]  # the input symbols' names, one per feature
+    targets: list[str]  # the target symbols' names, one per output
+    outputs: list[str]  # the output symbols' names
+    loss: str  # the per-sample loss's symbol name
+    loads: list[Line]  # each scalar parameter read from theta, its array element as comment
+    grads: list[tuple[str, str, int]]  # (per-sample gradient, accumulator, index in theta)
+    forward_lines: list[Line]  # the forward pass and loss, printed, with section headers
+    grad_lines: list[Line]  # the backward pass, printed
+    counts: Counts  # operations per sample and stored temporaries (sympy.count_ops)
+    loop_decay: None  # the loop form's weight decay: the scalar form's lines have theirs
+
+
+def cuda_scalar_context(spec: Spec, schedule: Schedule, *, version: str, spec_file: str,
+                        config: CudaConfig | None = None) -> CudaScalarContext:
     """The unrolled form: one thread per sample runs the lecture's lines in registers."""
     config = config or CudaConfig()
     printer = CudaPrinter(spec.codegen.dtype)
     prog = schedule.program
-    ctx = _common(spec, version=version, spec_file=spec_file, mode="scalar", config=config)
-    by_name = {a.name: a for a in ctx["flat"]}
+    module = module_context(spec, version=version, spec_file=spec_file, mode="scalar")
+    fields = cuda_module_fields(spec, module, config)
+    by_name = {a.name: a for a in fields["flat"]}
 
     def flat_index(entry) -> int:
         a = by_name[entry.array]
@@ -133,34 +165,50 @@ def scalar_context(spec: Spec, schedule: Schedule, *, version: str, spec_file: s
         idx = ", ".join(map(str, entry.index)) if entry.index else ""
         return f"{entry.array}[{idx}]" if idx else f"{entry.array} (shared)"
 
-    ctx.update({
-        "strategy": schedule.strategy,
-        "inputs": [s.name for s in prog.inputs],
-        "targets": [s.name for s in prog.targets],
-        "outputs": [s.name for s in prog.outputs],
-        "loss": prog.loss.name,
-        "loads": [Line(p.symbol.name, f"theta[{flat_index(p)}]", where(p))
-                  for p in prog.params],
-        # (per-sample gradient, accumulator, index in theta)
-        "grads": [(prog.grads[p.symbol].name, "g_" + p.symbol.name, flat_index(p))
-                  for p in prog.params],
-        "forward_lines": kernel_lines(schedule.forward, schedule, printer),
-        "grad_lines": kernel_lines(schedule.grad, schedule, printer),
-        "counts": schedule.counts,
-        "before_cse": schedule.before_cse,
-        "loop_decay": None,
-    })
-    return ctx
+    return CudaScalarContext(
+        **{**fields, "strategy": schedule.strategy},
+        inputs=[s.name for s in prog.inputs],
+        targets=[s.name for s in prog.targets],
+        outputs=[s.name for s in prog.outputs],
+        loss=prog.loss.name,
+        loads=[Line(p.symbol.name, f"theta[{flat_index(p)}]", where(p)) for p in prog.params],
+        grads=[(prog.grads[p.symbol].name, "g_" + p.symbol.name, flat_index(p))
+               for p in prog.params],
+        forward_lines=kernel_lines(schedule.forward, schedule, printer),
+        grad_lines=kernel_lines(schedule.grad, schedule, printer),
+        counts=schedule.counts,
+        loop_decay=None,
+    )
 
 
-def loop_context(spec: Spec, program: LoopProgram, *, version: str, spec_file: str,
-                 config: CudaConfig | None = None) -> dict:
+@dataclass(frozen=True, kw_only=True)
+class CudaLoopContext(CudaModuleContext):
+    """The CUDA loop form: per-layer loops over the units, one thread per sample."""
+
+    cuda_layers: list[CudaLayer]  # every layer, printed, with its offsets in theta
+    hidden: list[CudaLayer]  # the hidden layers
+    last: CudaLayer  # the output layer
+    shared_n: int  # weights staged in shared memory, per block (0: none)
+    loss_formula: str  # the per-sample loss, for comments
+    out_forward: list[Line]  # the output block's forward lines (outputs, loss), printed
+    out_grad: list[Line]  # the output block's gradient lines (deltas), printed
+    out_names: list[str]  # the output block's outputs' names
+    loss: str  # the per-sample loss's name in the output block
+    delta_names: list[str]  # the output units' deltas' names
+    net_names: list[str]  # the output units' nets' names
+    target_loads: list[tuple[int, str]]  # (index, name) of the targets the gradient reads
+    loop_decay: tuple[str, str] | None  # (lambda*w^2, its gradient) printed; None: no decay
+
+
+def cuda_loop_context(spec: Spec, program: LoopProgram, *, version: str, spec_file: str,
+                      config: CudaConfig | None = None) -> CudaLoopContext:
     """The loop form: per-layer loops over the units, one thread per sample, tiles of
     samples per block for the weight gradients."""
     config = config or CudaConfig()
     printer = CudaPrinter(spec.codegen.dtype)
-    ctx = _common(spec, version=version, spec_file=spec_file, mode="loop", config=config)
-    by_name = {a.name: a for a in ctx["flat"]}
+    module = module_context(spec, version=version, spec_file=spec_file, mode="loop")
+    fields = cuda_module_fields(spec, module, config)
+    by_name = {a.name: a for a in fields["flat"]}
     itemsize = 4 if spec.codegen.dtype == "float32" else 8
     # static shared memory is at most 48 KiB a block: the weights get what the reduction
     # buffer and the tile's rows leave
@@ -187,21 +235,19 @@ def loop_context(spec: Spec, program: LoopProgram, *, version: str, spec_file: s
 
     grad_lines = _block(out.grad_steps, printer)
     forward_lines = _block(out.forward, printer)
-    ctx.update({
-        "cuda_layers": layers,
-        "hidden": layers[:-1],
-        "last": layers[-1],
-        "shared_n": shared_used,
-        "loss_formula": program.loss_formula,
-        "out_forward": forward_lines,
-        "out_grad": grad_lines,
-        "out_names": [s.name for s in out.outs],
-        "loss": out.loss.name,
-        "delta_names": [s.name for s in out.deltas],
-        "net_names": [s.name for s in out.nets],
-        "net_loads": {"forward": used_symbols(out.forward, out.nets),
-                      "grad": used_symbols(out.grad_steps, out.nets)},
-        "target_loads": used_symbols(out.grad_steps, out.targets),
-        "loop_decay": decay_code(program, printer),
-    })
-    return ctx
+    return CudaLoopContext(
+        **fields,
+        cuda_layers=layers,
+        hidden=layers[:-1],
+        last=layers[-1],
+        shared_n=shared_used,
+        loss_formula=program.loss_formula,
+        out_forward=forward_lines,
+        out_grad=grad_lines,
+        out_names=[s.name for s in out.outs],
+        loss=out.loss.name,
+        delta_names=[s.name for s in out.deltas],
+        net_names=[s.name for s in out.nets],
+        target_loads=used_symbols(out.grad_steps, out.targets),
+        loop_decay=decay_code(program, printer),
+    )

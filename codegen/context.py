@@ -19,7 +19,7 @@ from .writer import generator_sha256
 if TYPE_CHECKING:
     from symnet.spec import Spec
 
-    from .cpu import ArrayArg
+    from .cpu import ArrayArg, Line
 
 # error_model="numpy": a float division by zero gives inf/nan instead of raising, which drops
 # the per-division check that keeps LLVM from vectorizing the sample loops. float32 kernels
@@ -111,6 +111,19 @@ def optimizer_settings(spec: Spec, args: list[ArrayArg]) -> OptimizerSettings:
         state=state,
         decay=tr.decay,
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutputBlockContext(TemplateContext):
+    """The loop form's output block, as both backends print it (the CPU kernel file and the
+    CUDA loop module; built by codegen/loop.py's output_block_fields)."""
+
+    loss_formula: str  # the per-sample loss, for comments
+    out_forward: list[Line]  # the output block's forward lines (outputs, loss), printed
+    out_grad: list[Line]  # the output block's gradient lines (deltas), printed
+    out_names: list[str]  # the output block's outputs' names
+    delta_names: list[str]  # the output units' deltas' names
+    target_loads: list[tuple[int, str]]  # (index, name) of the targets the gradient reads
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -28,9 +28,9 @@ from symnet.files import write_if_changed
 from symnet.spec import Spec
 
 from .checkpoint import plan_rows
-from .context import FASTMATH32, TemplateContext, module_context
-from .cpu import _X, CpuModuleContext, Line, cpu_module_fields
-from .loop import GEMM_MAX, _block, decay_code, use_gemm, used_symbols
+from .context import FASTMATH32, OutputBlockContext, module_context
+from .cpu import _X, CpuModuleContext, cpu_module_fields
+from .loop import GEMM_MAX, decay_code, output_block_fields, use_gemm, used_symbols
 from .writer import generator_sha256, render
 
 KERNEL_PREFIX = "symnet_kernels_"
@@ -100,7 +100,7 @@ class NetLoads:
 
 
 @dataclass(frozen=True, kw_only=True)
-class KernelFileContext(TemplateContext):
+class KernelFileContext(OutputBlockContext):
     """The CPU loop form's kernel file (templates/cpu/kernels.py.jinja): the kinds of layers,
     the output block, the loss and the optimizer's kind; no width, depth or number that the
     module's tables carry."""
@@ -123,14 +123,8 @@ class KernelFileContext(TemplateContext):
     kinds: tuple[ActivationKind, ...]  # the hidden layers' kinds: one branch each
     uses_gemm: bool  # some product of the network runs through _gemm: the file has it
     gemm_max: int  # no side of a weight matrix that _gemm multiplies is over this
-    loss_formula: str  # the per-sample loss, for comments
-    out_forward: list[Line]  # the output block's forward lines (outputs, loss), printed
-    out_grad: list[Line]  # the output block's gradient lines (deltas), printed
-    out_names: list[str]  # the output block's outputs' names
     loss_name: str  # the per-sample loss's name in the output block
-    delta_names: list[str]  # the output units' deltas' names
     net_loads: NetLoads  # per block of the output's lines: the nets it reads
-    target_loads: list[tuple[int, str]]  # (index, name) of the targets the gradient reads
     weight_decay: str | None  # lambda*w^2 for one weight w, printed; None without decay
     weight_decay_grad: str | None  # its gradient, printed
     uses_math: bool  # the printed code calls the math module (erf): the file imports it
@@ -151,8 +145,6 @@ def kernel_file_context(spec: Spec, program, *,
     out = program.output
     kinds, kind_of = _kinds(program, printer)
     weight_decay, weight_decay_grad = decay_code(program, printer) or (None, None)
-    out_forward = _block(out.forward, called)
-    out_grad = _block(out.grad_steps, called)
     return KernelFileContext(
         version=version,
         dtype=module.dtype,
@@ -172,15 +164,10 @@ def kernel_file_context(spec: Spec, program, *,
         kinds=kinds,
         uses_gemm=uses_gemm(spec),
         gemm_max=GEMM_MAX,
-        loss_formula=program.loss_formula,
-        out_forward=out_forward,
-        out_grad=out_grad,
-        out_names=[s.name for s in out.outs],
+        **output_block_fields(program, called),
         loss_name=out.loss.name,
-        delta_names=[s.name for s in out.deltas],
         net_loads=NetLoads(forward=used_symbols(out.forward, out.nets),
                            grad=used_symbols(out.grad_steps, out.nets)),
-        target_loads=used_symbols(out.grad_steps, out.targets),
         weight_decay=weight_decay,
         weight_decay_grad=weight_decay_grad,
         # the printers record the modules their code calls: math for erf

@@ -60,6 +60,21 @@ def _block(steps, printer: NumbaPrinter) -> list[Line]:
                  ("temp", "shift") else "") for a in steps]
 
 
+def output_block_fields(program, printer: NumbaPrinter) -> dict:
+    """The fields of codegen/context.py's OutputBlockContext (the loop-form output block as
+    both backends' templates read it): the loss formula, the printed forward and gradient
+    steps, the names of the outputs and deltas, and the targets the gradient reads."""
+    out = program.output
+    return {
+        "loss_formula": program.loss_formula,
+        "out_forward": _block(out.forward, printer),
+        "out_grad": _block(out.grad_steps, printer),
+        "out_names": [s.name for s in out.outs],
+        "delta_names": [s.name for s in out.deltas],
+        "target_loads": used_symbols(out.grad_steps, out.targets),
+    }
+
+
 def used_symbols(steps, symbols) -> list[tuple[int, str]]:
     """(index, name) of each of `symbols` that the right-hand sides of `steps` read: the
     output block's nets and targets to load, in both the CPU kernel file and the CUDA

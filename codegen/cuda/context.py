@@ -17,9 +17,9 @@ from symnet.loop import OUT, LoopProgram, Z
 from symnet.schedule import Counts, Schedule
 from symnet.spec import Spec
 
-from ..context import ModuleContext, module_context
+from ..context import ModuleContext, OutputBlockContext, module_context
 from ..cpu import _X, Line, array_args, kernel_lines
-from ..loop import LoopLayerCode, _block, decay_code, used_symbols
+from ..loop import LoopLayerCode, decay_code, output_block_fields
 from .config import CudaConfig
 from .printer import CudaPrinter
 
@@ -182,21 +182,15 @@ def cuda_scalar_context(spec: Spec, schedule: Schedule, *, version: str, spec_fi
 
 
 @dataclass(frozen=True, kw_only=True)
-class CudaLoopContext(CudaModuleContext):
+class CudaLoopContext(CudaModuleContext, OutputBlockContext):
     """The CUDA loop form: per-layer loops over the units, one thread per sample."""
 
     cuda_layers: list[CudaLayer]  # every layer, printed, with its offsets in theta
     hidden: list[CudaLayer]  # the hidden layers
     last: CudaLayer  # the output layer
     shared_n: int  # weights staged in shared memory, per block (0: none)
-    loss_formula: str  # the per-sample loss, for comments
-    out_forward: list[Line]  # the output block's forward lines (outputs, loss), printed
-    out_grad: list[Line]  # the output block's gradient lines (deltas), printed
-    out_names: list[str]  # the output block's outputs' names
     loss: str  # the per-sample loss's name in the output block
-    delta_names: list[str]  # the output units' deltas' names
     net_names: list[str]  # the output units' nets' names
-    target_loads: list[tuple[int, str]]  # (index, name) of the targets the gradient reads
     loop_decay: tuple[str, str] | None  # (lambda*w^2, its gradient) printed; None: no decay
 
 
@@ -233,21 +227,14 @@ def cuda_loop_context(spec: Spec, program: LoopProgram, *, version: str, spec_fi
             shared_used += size
     out = program.output
 
-    grad_lines = _block(out.grad_steps, printer)
-    forward_lines = _block(out.forward, printer)
     return CudaLoopContext(
         **fields,
         cuda_layers=layers,
         hidden=layers[:-1],
         last=layers[-1],
         shared_n=shared_used,
-        loss_formula=program.loss_formula,
-        out_forward=forward_lines,
-        out_grad=grad_lines,
-        out_names=[s.name for s in out.outs],
+        **output_block_fields(program, printer),
         loss=out.loss.name,
-        delta_names=[s.name for s in out.deltas],
         net_names=[s.name for s in out.nets],
-        target_loads=used_symbols(out.grad_steps, out.targets),
         loop_decay=decay_code(program, printer),
     )

@@ -96,14 +96,6 @@ def module_files(module) -> ModuleFiles:
 _imported: dict[str, Any] = {}  # per worker process: ModuleFiles.key -> module
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    if path.exists() and path.read_text(encoding="utf-8") == text:
-        return
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)  # two processes writing the same text: either one wins
-
-
 def load_files(files: ModuleFiles):
     """Import shipped module files in this process (on a worker): written once per machine to
     <symnet cache>/dask/<key>/, imported once per process."""
@@ -111,13 +103,13 @@ def load_files(files: ModuleFiles):
     if module is not None:
         return module
     from .compiler import default_out_dir, import_module
+    from .files import write_if_changed
 
     folder = default_out_dir() / "dask" / files.key
-    folder.mkdir(parents=True, exist_ok=True)
     if files.kernel_name is not None:  # the module looks for it beside itself first
-        _write_atomic(folder / f"{files.kernel_name}.py", files.kernel_source)
+        write_if_changed(folder / f"{files.kernel_name}.py", files.kernel_source)
     path = folder / f"{files.name}.py"
-    _write_atomic(path, files.source)
+    write_if_changed(path, files.source)
     # registered in sys.modules under its own name, which Numba's cache needs to load it
     module = _imported[files.key] = import_module(path, f"{files.name}__{files.key}")
     return module
@@ -164,7 +156,8 @@ def _chunk_grad(files, params, X, T, rows, weight, rows_per_call):
 
 
 def _add(*parts):
-    """The sum of (loss, gradient) pairs: one node of the tree reduction."""
+    """The sum of (loss, gradient) pairs (or of local_steps' (losses, parameters)): one node
+    of the tree reduction."""
     E = sum(p[0] for p in parts)
     g = {k: sum(p[1][k] for p in parts) for k in parts[0][1]}
     return E, g
@@ -301,8 +294,7 @@ def fit(module, params, X, T, epochs, lr=None, batch_size=None, seed=0, state=No
                           batch_size, seed, int(local_steps), split_every)
     full = batch_size is None or batch_size >= n
     stride = n if full else int(batch_size)
-    weights_of = (lambda counts, total: counts / total) if module.REDUCTION == "mean" \
-        else (lambda counts, total: np.ones_like(counts, dtype=float))
+    mean = module.REDUCTION == "mean"  # each part weighted by its share of the batch
     losses = np.empty(int(epochs), dtype=module.DTYPE)
     if not full:
         seed_stream, permutation = _order_functions()
@@ -318,19 +310,17 @@ def fit(module, params, X, T, epochs, lr=None, batch_size=None, seed=0, state=No
         for b, rows in enumerate(batches):
             P = _params_for_workers(client, params)
             parts = []
-            if rows is None:
-                w = weights_of(data.sizes.astype(float), n)
-                for c in range(len(data.X)):
-                    parts.append(client.submit(_chunk_grad, files, P, data.X[c], data.T[c],
-                                               None, float(w[c]), rows_per_call, pure=False))
-            else:
-                for c in range(len(data.X)):
+            for c in range(len(data.X)):
+                if rows is None:  # full batch: the whole chunk
+                    local, count, of = None, int(data.sizes[c]), n
+                else:  # the minibatch's rows that this chunk holds
                     local = rows[(rows >= data.starts[c]) & (rows < ends[c])] - data.starts[c]
-                    if local.size == 0:
+                    count, of = local.size, rows.size
+                    if count == 0:
                         continue
-                    w = weights_of(np.array([local.size], dtype=float), rows.size)[0]
-                    parts.append(client.submit(_chunk_grad, files, P, data.X[c], data.T[c],
-                                               local, float(w), rows_per_call, pure=False))
+                parts.append(client.submit(_chunk_grad, files, P, data.X[c], data.T[c], local,
+                                           count / of if mean else 1.0, rows_per_call,
+                                           pure=False))
             E, g = _reduce_with(client, _add, parts, split_every)
             if not np.isfinite(E):
                 losses[k] = E
@@ -360,8 +350,8 @@ def _fit_local(client, module, files, params, state, data, epochs, lr, batch_siz
                  for c in range(len(data.X))]
         # each worker's optimizer state stays where it is, for its next round
         states = [client.submit(_item, p, 1, pure=False) for p in parts]
-        new, round_losses = _reduce_with(
-            client, _sum_round, [client.submit(_without_state, p, pure=False) for p in parts],
+        round_losses, new = _reduce_with(
+            client, _add, [client.submit(_without_state, p, pure=False) for p in parts],
             split_every)
         for name, a in params.items():
             a[...] = new[name]
@@ -376,13 +366,8 @@ def _item(r, i):
 
 
 def _without_state(r):
-    return r[0], r[2]
-
-
-def _sum_round(*parts):
-    """(weighted parameters, weighted losses) of several workers: their sums."""
-    return ({k: sum(p[0][k] for p in parts) for k in parts[0][0]},
-            sum(p[1] for p in parts))
+    """(weighted losses, weighted parameters) of a worker's round, summed by _add."""
+    return r[2], r[0]
 
 
 def _reduce_with(client, combine, futures, split_every):

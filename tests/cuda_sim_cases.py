@@ -1,4 +1,4 @@
-"""The CUDA module against the CPU module, under Numba's CUDA simulator.
+"""The CUDA module against the CPU module, under Numba's CUDA simulator (or on a real GPU).
 
 Not collected by the main test run (its name does not start with test_): tests/test_cuda.py
 runs it in a separate pytest process with NUMBA_ENABLE_CUDASIM=1, because the simulator
@@ -17,8 +17,11 @@ import pytest
 from symnet.codegen.cuda import CudaConfig
 from symnet.compiler import build, import_module, write
 
-if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":  # pragma: no cover
-    pytest.skip("run by tests/test_cuda.py with NUMBA_ENABLE_CUDASIM=1", allow_module_level=True)
+# under the simulator, or on a real GPU when SYMNET_CUDA_CASES=gpu (the gpu-marked test)
+if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1" \
+        and os.environ.get("SYMNET_CUDA_CASES") != "gpu":  # pragma: no cover
+    pytest.skip("run by tests/test_cuda.py with NUMBA_ENABLE_CUDASIM=1 (or SYMNET_CUDA_CASES=gpu)",
+                allow_module_level=True)
 
 from numba import cuda  # noqa: E402  (after the check: the simulator must be on)
 

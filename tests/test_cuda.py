@@ -329,3 +329,18 @@ def test_real_kernels_match_the_cpu_module(mode, dtype, tmp_path):
     lg = gpu.fit(pg, cuda.to_device(X), cuda.to_device(T), 20, batch_size=1000, seed=1)
     np.testing.assert_allclose(lg, lc, rtol=10 * tol, atol=10 * tol)
     assert lg[-1] < lg[0]
+
+
+@pytest.mark.gpu
+def test_simulated_cases_on_the_real_gpu(tmp_path):
+    """Every case of tests/cuda_sim_cases.py (tiny launch settings: several blocks, grid-stride
+    loops, padded tiles) on the real GPU instead of the simulator."""
+    _gpu_or_skip()
+    env = {**os.environ, "SYMNET_CUDA_CASES": "gpu", "PYTHONPATH": str(ROOT)}
+    env.pop("NUMBA_ENABLE_CUDASIM", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+         "--basetemp", str(tmp_path / "real"), str(SIM_CASES)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert f"{len(SIMULATED)} passed" in result.stdout and "skipped" not in result.stdout

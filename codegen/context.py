@@ -124,6 +124,9 @@ class OutputBlockContext(TemplateContext):
     out_names: list[str]  # the output block's outputs' names
     delta_names: list[str]  # the output units' deltas' names
     target_loads: list[tuple[int, str]]  # (index, name) of the targets the gradient reads
+    out_jacobian: list[Line]  # d out_k / d net_j of the output block (forward mode), printed
+    out_jacobian_rows: list[list[str]]  # per output k, d out_k / d net_j per net j, printed
+    jacobian_net_loads: list[tuple[int, str]]  # (index, name) of the nets those lines read
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -144,6 +144,14 @@ class CpuScalarContext(CpuModuleContext):
     grad_lines: list[Line]  # the backward pass, printed
     counts: Counts  # operations per sample and stored temporaries (sympy.count_ops)
     uses_math: bool  # a line calls the math module (erf): the module imports it
+    # the input derivatives and the Hessian-vector product (symnet/tangent.py), printed
+    jacobian_lines: list[Line]  # the forward pass and its tangents along each input
+    jacobian_results: list[tuple[int, int, str]]  # (output k, input d, d out_k / d i_d)
+    input_grad_lines: list[Line]  # forward, backward, then dE/di per input
+    input_grad_results: list[str]  # dE/di_d per input d, printed
+    direction_loads: list[Line]  # each direction element read from its array: v_w1 = VW1[0, 0]
+    hvp_lines: list[Line]  # forward, backward, then their R{} tangents along V
+    hvp_results: list[tuple[str, str, str]]  # (per-sample R{dE/dp}, accumulator, array element)
 
 
 def cpu_scalar_context(spec: Spec, schedule: Schedule, *, version: str,
@@ -170,9 +178,35 @@ def cpu_scalar_context(spec: Spec, schedule: Schedule, *, version: str,
         loss_lines=kernel_lines(schedule.loss, schedule, printer),
         grad_lines=kernel_lines(schedule.grad, schedule, printer),
         counts=schedule.counts,
-        # the printer records the modules its lines call: math for erf
+        **_derivatives(schedule, printer, by_name),
+        # the printer records the modules its lines call: math for erf (read last: every
+        # line above is printed by then)
         uses_math="math" in printer.module_imports,
     )
+
+
+def _derivatives(schedule: Schedule, printer: NumbaPrinter, by_name) -> dict:
+    """The jacobian, input_grad and hvp kernels' lines and results (CpuScalarContext)."""
+    prog = schedule.program
+
+    def lines(block):
+        return [Line(a.lhs.name, printer.doprint(a.rhs), a.comment) for a in block.steps]
+
+    jac = schedule.jacobian
+    v_loads = [Line("v_" + p.symbol.name, "V" + _index(p, by_name)) for p in prog.params]
+    hvp = [(printer.doprint(r), "h_" + p.symbol.name, _index(p, by_name).replace(
+        by_name[p.array].arg + "[", by_name[p.array].grad + "[", 1))
+        for p, r in zip(prog.params, schedule.hvp.results[1:])]
+    return {
+        "jacobian_lines": lines(jac),
+        "jacobian_results": [(k, d, printer.doprint(e)) for k, row in enumerate(jac.results)
+                             for d, e in enumerate(row)],
+        "input_grad_lines": lines(schedule.input_grad),
+        "input_grad_results": [printer.doprint(e) for e in schedule.input_grad.results[1:]],
+        "direction_loads": v_loads,
+        "hvp_lines": lines(schedule.hvp),
+        "hvp_results": hvp,
+    }
 
 
 __all__ = ["ArrayArg", "CpuModuleContext", "CpuScalarContext", "Line", "array_args",

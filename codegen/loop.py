@@ -72,6 +72,9 @@ def output_block_fields(program, printer: NumbaPrinter) -> dict:
         "out_names": [s.name for s in out.outs],
         "delta_names": [s.name for s in out.deltas],
         "target_loads": used_symbols(out.grad_steps, out.targets),
+        "out_jacobian": _block(out.jacobian.steps, printer),
+        "out_jacobian_rows": [[printer.doprint(e) for e in row] for row in out.jacobian.results],
+        "jacobian_net_loads": used_symbols(out.jacobian.steps, out.nets),
     }
 
 

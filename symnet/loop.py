@@ -22,8 +22,9 @@ from .autodiff import differentiate
 from .functions import x, y
 from .layers import LayerProgram, W, WeightDecay, layer_program, loss_sum, softmax_steps, unit_out
 from .program import Assign, LayerInfo, ParamEntry, Program
-from .schedule import cse_block, eliminate_dead
+from .schedule import cse_block, derived_block, eliminate_dead
 from .spec import Spec
+from .tangent import Derived, output_jacobian
 
 Z = sp.Symbol("z", real=True)  # a pre-activation (net) in the emitted loops
 OUT = sp.Symbol("y", real=True)  # the unit's output
@@ -56,6 +57,9 @@ class OutputBlock:
     forward: tuple[Assign, ...]  # computes the outs
     loss_steps: tuple[Assign, ...]  # computes E
     grad_steps: tuple[Assign, ...]  # computes E and the deltas
+    # d out_k / d net_j (forward mode over `forward`, symnet/tangent.py): the lines, then a
+    # row per output of one expression per net (0 where it vanishes)
+    jacobian: Derived | None = None
 
 
 @dataclass(frozen=True)
@@ -134,4 +138,5 @@ def _output(program: LayerProgram) -> OutputBlock:
         forward=tuple(cse_block(eliminate_dead([a for a in steps if a.role != "loss"],
                                                set(outs)))),
         loss_steps=tuple(cse_block(eliminate_dead(list(scalar.forward), {E}))),
-        grad_steps=tuple(cse_block(eliminate_dead(steps, {E, *deltas}))))
+        grad_steps=tuple(cse_block(eliminate_dead(steps, {E, *deltas}))),
+        jacobian=derived_block(output_jacobian(scalar, nets)))

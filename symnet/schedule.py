@@ -8,16 +8,21 @@
 
 Both give the same numbers. For each block the schedule reports `sympy.count_ops` of the
 forward part (up to the loss) and of the backward part, and how many temporaries it keeps.
+
+Either way the derivatives with respect to the inputs and the Hessian-vector product
+(symnet/tangent.py: `jacobian`, `input_grad`, `hvp`) are scheduled as `store` schedules them:
+the structured block with dead lines dropped and `sympy.cse` over it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sympy as sp
 
 from .errors import SymnetError
 from .program import Assign, Program
+from .tangent import Derived, input_adjoints, input_tangents, parameter_tangents
 
 # Inlining every gradient grows like width**depth; beyond this many parameters the
 # recompute form is refused. With one hidden layer, build + first compile is about 10 s at
@@ -50,14 +55,34 @@ class Schedule:
     grad: tuple[Assign, ...]  # body computing E and every dE/dparam
     counts: Counts  # of the grad block as emitted
     before_cse: Counts  # of the same strategy before CSE (equal for recompute)
+    # the input derivatives and the Hessian-vector product (symnet/tangent.py), each block
+    # with its results: jacobian's, a row of expressions per output; input_grad's and hvp's,
+    # the loss E then one expression per input (per parameter)
+    jacobian: Derived | None = None
+    input_grad: Derived | None = None
+    hvp: Derived | None = None
 
 
 def schedule(program: Program, strategy: str = "store") -> Schedule:
     if strategy == "store":
-        return _store(program)
-    if strategy == "recompute":
-        return _recompute(program)
-    raise SymnetError(f"unknown strategy {strategy!r} (expected store or recompute)")
+        scheduled = _store(program)
+    elif strategy == "recompute":
+        scheduled = _recompute(program)
+    else:
+        raise SymnetError(f"unknown strategy {strategy!r} (expected store or recompute)")
+    return replace(scheduled, jacobian=derived_block(input_tangents(program)),
+                   input_grad=derived_block(input_adjoints(program)),
+                   hvp=derived_block(parameter_tangents(program)))
+
+
+def derived_block(derived: Derived) -> Derived:
+    """Dead lines dropped, then CSE (as `store` does)."""
+    wanted = set()
+    for r in derived.results:
+        for e in (r if isinstance(r, tuple) else (r,)):
+            wanted |= e.free_symbols
+    return Derived(tuple(cse_block(eliminate_dead(list(derived.steps), wanted))),
+                   derived.results)
 
 
 def _results(program: Program):

@@ -424,3 +424,52 @@ def test_spec_object_and_path_accepted(tmp_path):
     E = torch_loss(spec)(y, [[0.01, 0.99]])
     assert E.item() == pytest.approx(0.2983711088, rel=1e-9)
     assert dataclasses.is_dataclass(spec)
+
+
+@pytest.mark.parametrize("mode", ["scalar", "loop"])
+def test_input_derivatives_and_hvp_match_torch_func(mode, tmp_path):
+    """jacobian against vmap(jacrev), input_grad against autograd, hvp against jvp of grad."""
+    from torch.func import functional_call, grad, jacrev, jvp, vmap
+
+    spec = {"name": f"tf_{mode}", "network": {"inputs": 3, "layers": [
+        {"units": 4, "activation": "tanh"}, {"units": 3, "activation": "softmax"}]},
+        "loss": {"kind": "cross_entropy"}, "codegen": {"mode": mode}}
+    net = symnet.compile(spec, tmp_path)
+    rng = np.random.default_rng(3)
+    params = {k: v + 0.2 * rng.normal(size=v.shape) for k, v in net.init_params().items()}
+    X = rng.normal(size=(5, 3))
+    T = rng.dirichlet(np.ones(3), size=5)
+    model, lossf = to_torch(spec, params), torch_loss(spec)
+    Xt, Tt = torch.tensor(X), torch.tensor(T)
+
+    J = vmap(jacrev(lambda x: model(x[None])[0]))(Xt).detach().numpy()
+    np.testing.assert_allclose(net.jacobian(params, X), J, rtol=1e-10, atol=1e-12)
+    Xg = Xt.clone().requires_grad_(True)
+    (G,) = torch.autograd.grad(lossf(model(Xg), Tt), Xg)
+    np.testing.assert_allclose(net.input_grad(params, X, T)[1], G.numpy(), rtol=1e-10,
+                               atol=1e-12)
+    if mode == "loop":
+        return  # hvp: the scalar form only (test_input_derivatives.py)
+    V = {k: rng.normal(size=v.shape) for k, v in params.items()}
+    names = [n for n, _ in model.named_parameters()]
+    theta = dict(zip(names, (p.detach() for p in model.parameters())))
+    direction = dict(zip(names, (p.detach() for p in to_torch(spec, V).parameters())))
+
+    def batch_loss(th):
+        return lossf(functional_call(model, th, (Xt,)), Tt)
+
+    _, Hv = jvp(grad(batch_loss), (theta,), (direction,))
+    H = from_torch_like(Hv, names, spec)
+    E, ours = net.hvp(params, X, T, V)
+    for k in ours:
+        np.testing.assert_allclose(ours[k], H[k], rtol=1e-9, atol=1e-12)
+
+
+def from_torch_like(tensors, names, spec):
+    """A dict of tensors keyed like model.named_parameters(), as symnet's params (from_torch)."""
+    model = to_torch(spec, {k: np.zeros(s) for k, s in
+                            symnet.spec.spec_from_dict(spec).param_shapes().items()})
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            p.copy_(tensors[n])
+    return from_torch(model, spec)

@@ -19,7 +19,7 @@ from .writer import generator_sha256
 if TYPE_CHECKING:
     from symnet.spec import Spec
 
-    from .cpu import ArrayArg, Line
+    from .cpu.scalar import ArrayArg, Line
 
 # error_model="numpy": a float division by zero gives inf/nan instead of raising, which drops
 # the per-division check that keeps LLVM from vectorizing the sample loops. float32 kernels
@@ -168,7 +168,7 @@ class ModuleContext(TemplateContext):
 
 def module_context(spec: Spec, *, version: str, spec_file: str, mode: str) -> ModuleContext:
     """The fields every target's module shares, for the form `mode`."""
-    from .cpu import array_args, predict_kind
+    from .cpu.scalar import array_args, predict_kind
 
     args = array_args(spec)
     return ModuleContext(

@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .cpu import Line
-
 if TYPE_CHECKING:
     from .printer import NumbaPrinter
 
@@ -55,7 +53,9 @@ def decay_code(program, printer: NumbaPrinter) -> tuple[str, str] | None:
     return printer.doprint(decay.term), printer.doprint(decay.grad)
 
 
-def _block(steps, printer: NumbaPrinter) -> list[Line]:
+def _block(steps, printer: NumbaPrinter) -> list:
+    from .cpu.scalar import Line  # (the CPU package imports this module)
+
     return [Line(a.lhs.name, printer.doprint(a.rhs), a.comment if a.role in
                  ("temp", "shift") else "") for a in steps]
 

@@ -110,7 +110,7 @@ class Backend:
 
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in (
-    Backend("cpu", "CPU", "symnet.codegen.cpu_backend", kernel_files=True, schedules=True),
+    Backend("cpu", "CPU", "symnet.codegen.cpu", kernel_files=True, schedules=True),
     Backend("cuda", "CUDA", "symnet.codegen.cuda", suffix="_cuda"),
 )}
 TARGETS = tuple(BACKENDS)

@@ -13,7 +13,10 @@ import jinja2.meta
 import pytest
 
 import symnet.templates
-from symnet.codegen import context, cpu, cpu_backend, kernels
+from symnet.codegen import context
+from symnet.codegen import cpu as cpu_backend
+from symnet.codegen.cpu import kernels
+from symnet.codegen.cpu import scalar as cpu
 from symnet.codegen.cuda import context as cuda_context
 
 CONTEXTS = [context.ModuleContext, cpu.CpuModuleContext, cpu.CpuScalarContext,

@@ -18,7 +18,7 @@ from symnet.schedule import Counts, Schedule
 from symnet.spec import Spec
 
 from ..context import ModuleContext, OutputBlockContext, module_context
-from ..cpu import _X, Line, array_args, kernel_lines
+from ..cpu.scalar import _X, Line, array_args, kernel_lines
 from ..loop import LoopLayerCode, decay_code, output_block_fields
 from .config import CudaConfig
 from .printer import CudaPrinter

@@ -27,11 +27,11 @@ from symnet.checkpoint import Buffer, Plan, plan, widths
 from symnet.files import write_if_changed
 from symnet.spec import Spec
 
+from ..context import FASTMATH32, OutputBlockContext, module_context
+from ..loop import GEMM_MAX, decay_code, output_block_fields, use_gemm, used_symbols
+from ..writer import generator_sha256, render
 from .checkpoint import plan_rows
-from .context import FASTMATH32, OutputBlockContext, module_context
-from .cpu import _X, CpuModuleContext, cpu_module_fields
-from .loop import GEMM_MAX, decay_code, output_block_fields, use_gemm, used_symbols
-from .writer import generator_sha256, render
+from .scalar import _X, CpuModuleContext, cpu_module_fields
 
 KERNEL_PREFIX = "symnet_kernels_"
 INFO_PREFIX = "symnet_kinds_"
@@ -134,7 +134,7 @@ def kernel_file_context(spec: Spec, program, *,
                         version: str) -> tuple[KernelFileContext, dict[str, int]]:
     """The kernel file's context for the network's kinds (a LoopProgram), and each hidden
     activation's branch (KernelInfo.kind_of)."""
-    from .printer import NumbaPrinter
+    from ..printer import NumbaPrinter
 
     printer = NumbaPrinter(spec.codegen.dtype)
     # the output block runs once per sample and output unit: it calls the float32 helpers

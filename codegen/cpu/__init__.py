@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..context import TemplateContext
+from ..writer import render
 from .checkpoint import plan_summary
-from .context import TemplateContext
-from .cpu import Line, cpu_scalar_context
 from .kernels import (
     kernel_source,
     load_info,
@@ -23,7 +23,7 @@ from .kernels import (
     render_module,
     save_info,
 )
-from .writer import render
+from .scalar import Line, cpu_scalar_context
 
 if TYPE_CHECKING:
     from symnet.program import Program
@@ -70,7 +70,7 @@ class ExplainContext(TemplateContext):
 def render_explain(spec: Spec, program: Program, quantities, *, version: str) -> str:
     """`symnet explain`'s kernel: the scalar Program's lines, then each quantity (label,
     sympy expression) that the explanation shows, returned for one sample."""
-    from .printer import NumbaPrinter
+    from ..printer import NumbaPrinter
 
     # always float64: the values to show, whatever the module's dtype (a float32 module's
     # own values are checked against them to float32's precision)

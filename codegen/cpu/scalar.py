@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 
 from symnet.spec import Spec
 
-from .context import FASTMATH32, ModuleContext, module_context
+from ..context import FASTMATH32, ModuleContext, module_context
 
 if TYPE_CHECKING:  # the scalar form's stages need sympy: imported where they run
     from symnet.schedule import Counts, Schedule
 
-    from .printer import NumbaPrinter
+    from ..printer import NumbaPrinter
 
 _X = re.compile(r"\bx\b")
 
@@ -149,7 +149,7 @@ class CpuScalarContext(CpuModuleContext):
 def cpu_scalar_context(spec: Spec, schedule: Schedule, *, version: str,
                        spec_file: str) -> CpuScalarContext:
     """The unrolled (scalar) form: one line per net, out and delta of the lecture."""
-    from .printer import NumbaPrinter
+    from ..printer import NumbaPrinter
 
     printer = NumbaPrinter(spec.codegen.dtype)
     prog = schedule.program

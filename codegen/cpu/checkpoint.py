@@ -1,5 +1,5 @@
 """The loop form's schedules as tables: a Plan (symnet.checkpoint) for one network, as the
-rows of the `_PLAN` table that the kernel file runs in order (codegen/kernels.py), with
+rows of the `_PLAN` table that the kernel file runs in order (codegen/cpu/kernels.py), with
 offsets into the kernel's arena, and the figures the module records."""
 
 from __future__ import annotations

@@ -28,10 +28,12 @@ from symnet.files import write_if_changed
 from symnet.spec import Spec
 
 from ..context import FASTMATH32, OutputBlockContext, module_context
-from ..loop import GEMM_MAX, decay_code, output_block_fields, use_gemm, used_symbols
+from ..lines import _X
+from ..loop import decay_code, output_block_fields, used_symbols
 from ..writer import generator_sha256, render
 from .checkpoint import plan_rows
-from .scalar import _X, CpuModuleContext, cpu_module_fields
+from .config import GEMM_MAX, use_gemm
+from .context import CpuModuleContext, cpu_module_fields
 
 KERNEL_PREFIX = "symnet_kernels_"
 INFO_PREFIX = "symnet_kinds_"

@@ -17,8 +17,8 @@ from symnet.loop import OUT, LoopProgram, Z
 from symnet.schedule import Counts, Schedule
 from symnet.spec import Spec
 
-from ..context import ModuleContext, OutputBlockContext, module_context
-from ..cpu.scalar import _X, Line, array_args, kernel_lines
+from ..context import ModuleContext, OutputBlockContext, array_args, module_context
+from ..lines import _X, Line, kernel_lines
 from ..loop import LoopLayerCode, decay_code, output_block_fields
 from .config import CudaConfig
 from .printer import CudaPrinter

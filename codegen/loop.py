@@ -30,14 +30,24 @@ class LoopLayerCode:
     source: str  # the array this layer reads: X or out<l-1>
 
 
-def decay_code(program, printer: NumbaPrinter) -> tuple[str, str] | None:
-    """A LoopProgram's weight decay, printed for one weight w: (lambda*w^2, its gradient), or
-    None. The one place either backend's loop form prints the term (the CPU's kernel file and
-    its module's tables; the CUDA module's penalty and gradient)."""
+@dataclass(frozen=True)
+class DecayCode:
+    """The weight decay for one weight w, printed: the layer program's WeightDecay
+    (symnet/layers.py), as every loop form's template reads it (`weight_decay`) and prints it
+    with common/macros.jinja's add_decay."""
+
+    penalty: str  # lambda*w^2, added to the batch's loss once per weight
+    grad: str  # its gradient, added to each weight's
+
+
+def decay_code(program, printer: NumbaPrinter) -> DecayCode | None:
+    """A LoopProgram's weight decay, printed for one weight w, or None. The one place either
+    backend's loop form prints the term (the CPU's kernel file and its module's tables; the
+    CUDA module's penalty and gradient)."""
     decay = program.decay
     if decay is None:
         return None
-    return printer.doprint(decay.term), printer.doprint(decay.grad)
+    return DecayCode(printer.doprint(decay.term), printer.doprint(decay.grad))
 
 
 def _block(steps, printer: NumbaPrinter) -> list[Line]:

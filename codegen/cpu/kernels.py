@@ -29,7 +29,7 @@ from symnet.spec import Spec
 
 from ..context import FASTMATH32, OutputBlockContext, module_context
 from ..lines import _X
-from ..loop import decay_code, output_block_fields, used_symbols
+from ..loop import DecayCode, decay_code, output_block_fields, used_symbols
 from ..writer import generator_sha256, render
 from .checkpoint import plan_rows
 from .config import GEMM_MAX, use_gemm
@@ -61,8 +61,16 @@ class KernelInfo:
     kinds: tuple[ActivationKind, ...]  # the branches, in order
     kind_of: dict[str, int]  # each hidden activation (described) -> its branch
     loss_formula: str
-    weight_decay: str | None  # printed, for comments
-    weight_decay_grad: str | None
+    # the weight decay, printed (DecayCode's two halves; two strings, as the JSON has them)
+    weight_decay: str | None  # lambda*w^2 for one weight w; None without decay
+    weight_decay_grad: str | None  # its gradient
+
+    @property
+    def decay_code(self) -> DecayCode | None:
+        """The weight decay as the loop form's templates read it."""
+        if self.weight_decay is None:
+            return None
+        return DecayCode(self.weight_decay, self.weight_decay_grad)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
@@ -127,8 +135,7 @@ class KernelFileContext(OutputBlockContext):
     gemm_max: int  # no side of a weight matrix that _gemm multiplies is over this
     loss_name: str  # the per-sample loss's name in the output block
     net_loads: NetLoads  # per block of the output's lines: the nets it reads
-    weight_decay: str | None  # lambda*w^2 for one weight w, printed; None without decay
-    weight_decay_grad: str | None  # its gradient, printed
+    weight_decay: DecayCode | None  # lambda*w^2 and its gradient, printed; None: no decay
     uses_math: bool  # the printed code calls the math module (erf): the file imports it
 
 
@@ -146,7 +153,6 @@ def kernel_file_context(spec: Spec, program, *,
     opt = module.optimizer_settings
     out = program.output
     kinds, kind_of = _kinds(program, printer)
-    weight_decay, weight_decay_grad = decay_code(program, printer) or (None, None)
     return KernelFileContext(
         version=version,
         dtype=module.dtype,
@@ -170,8 +176,7 @@ def kernel_file_context(spec: Spec, program, *,
         loss_name=out.loss.name,
         net_loads=NetLoads(forward=used_symbols(out.forward, out.nets),
                            grad=used_symbols(out.grad_steps, out.nets)),
-        weight_decay=weight_decay,
-        weight_decay_grad=weight_decay_grad,
+        weight_decay=decay_code(program, printer),
         # the printers record the modules their code calls: math for erf
         uses_math=any("math" in p.module_imports for p in (printer, called)),
     ), kind_of
@@ -184,8 +189,9 @@ def kernel_source(spec: Spec, program, *, version: str) -> tuple[KernelInfo, str
     ctx, kind_of = kernel_file_context(spec, program, version=version)
     text = render("cpu/kernels.py.jinja", ctx)
     name = KERNEL_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:16]
-    return KernelInfo(name, ctx.kinds, kind_of, program.loss_formula, ctx.weight_decay,
-                      ctx.weight_decay_grad), text
+    decay = ctx.weight_decay
+    return KernelInfo(name, ctx.kinds, kind_of, program.loss_formula,
+                      decay and decay.penalty, decay and decay.grad), text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,8 +353,7 @@ class CpuLoopContext(CpuModuleContext):
     tables: LoopTables  # the network as tables
     layer_docs: list[LayerDoc]  # per layer, for the module's comments
     loss_formula: str  # the per-sample loss, for comments
-    weight_decay: str | None  # lambda*w^2 for one weight w, printed; None without decay
-    weight_decay_grad: str | None  # its gradient, printed
+    weight_decay: DecayCode | None  # lambda*w^2 and its gradient, printed; None: no decay
     arena_buffers: list[Buffer]  # the arena's buffers and deltas (symnet.checkpoint), by offset
     ck_summary: dict | None  # the checkpoint schedule's summary (plan_summary), None: "store"
 
@@ -419,8 +424,7 @@ def cpu_loop_context(spec: Spec, info: KernelInfo, p: Plan, *, version: str, spe
         ),
         layer_docs=docs,
         loss_formula=info.loss_formula,
-        weight_decay=info.weight_decay,
-        weight_decay_grad=info.weight_decay_grad,
+        weight_decay=info.decay_code,
         arena_buffers=sorted([*p.buffers, *p.deltas], key=lambda b: b.offset),
         ck_summary=checkpoint_summary,
     )

@@ -31,7 +31,7 @@ def _sections(schedule: Schedule):
     n = len(layers)
 
     def header(a, seen):
-        if schedule.strategy == "recompute":
+        if schedule.cse == "recompute":
             if seen:
                 return ""
             seen.add("recompute")
@@ -67,7 +67,7 @@ def kernel_lines(steps, schedule: Schedule, printer: NumbaPrinter) -> list[Line]
     lines = []
     for a in steps:
         comment = a.comment if a.role in ("delta", "adjoint", "grad", "temp") else ""
-        if schedule.strategy == "recompute":
+        if schedule.cse == "recompute":
             comment = a.comment
         lines.append(Line(a.lhs.name, printer.doprint(a.rhs), comment, header(a, seen)))
     return lines

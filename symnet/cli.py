@@ -112,7 +112,7 @@ def _compile(args) -> int:
                   f"({s['peak_bytes_per_sample']} with the deltas)")
         return 0
     c, b = sched.counts, sched.before_cse
-    print(f"  form        scalar (unrolled), strategy {sched.strategy}, dtype {spec.codegen.dtype}")
+    print(f"  form        scalar (unrolled), strategy {sched.cse}, dtype {spec.codegen.dtype}")
     print(f"  ops/sample  before CSE: forward {b.forward_ops}, backward {b.backward_ops}; "
           f"after CSE: forward {c.forward_ops}, backward {c.backward_ops}")
     print(f"  stored      {c.temporaries} temporaries per sample")

@@ -56,7 +56,7 @@ def cpu_scalar_context(spec: Spec, schedule: Schedule, *, version: str,
     grads = [(prog.grads[p.symbol].name, "g_" + p.symbol.name, _index(p, by_name).replace(
         by_name[p.array].arg + "[", by_name[p.array].grad + "[", 1)) for p in prog.params]
     return CpuScalarContext(
-        **{**cpu_module_fields(module), "strategy": schedule.strategy},
+        **{**cpu_module_fields(module), "strategy": schedule.cse},
         inputs=[s.name for s in prog.inputs],
         targets=[s.name for s in prog.targets],
         outputs=[s.name for s in prog.outputs],

@@ -166,7 +166,7 @@ def cuda_scalar_context(spec: Spec, schedule: Schedule, *, version: str, spec_fi
         return f"{entry.array}[{idx}]" if idx else f"{entry.array} (shared)"
 
     return CudaScalarContext(
-        **{**fields, "strategy": schedule.strategy},
+        **{**fields, "strategy": schedule.cse},
         inputs=[s.name for s in prog.inputs],
         targets=[s.name for s in prog.targets],
         outputs=[s.name for s in prog.outputs],

@@ -61,6 +61,17 @@ def predict_kind(spec: Spec) -> str:
     return "threshold" if out == "sigmoid" and spec.network.outputs == 1 else "outputs"
 
 
+@dataclass(frozen=True)
+class LayerSummary:
+    """One layer as the module's docstring describes it."""
+
+    number: int  # 1, 2, ...
+    role: str  # "hidden" or "output"
+    units: int
+    activation: str  # described, e.g. "leaky_relu(alpha=0.2)"
+    bias: str  # "per_unit", "shared" or "none"
+
+
 @dataclass(frozen=True, kw_only=True)
 class TemplateContext:
     """A template's context: each field is one name the template reads."""
@@ -175,7 +186,7 @@ class ModuleContext(TemplateContext):
     # network
     n_inputs: int  # features per sample
     n_outputs: int  # outputs per sample
-    layers: list[tuple]  # per layer: (number, "hidden"/"output", units, activation, bias)
+    layers: list[LayerSummary]  # per layer: its number, role, units, activation and bias
     out_activation: str  # the output layer's activation, described
     predict_kind: str  # what predict returns: "argmax", "threshold" or "outputs"
     metric_kind: int  # fit's validation accuracy: 1 softmax, 2 sigmoid, 0 none
@@ -213,8 +224,8 @@ def module_context(spec: Spec, *, version: str, spec_file: str, mode: str) -> Mo
                              else ""),
         n_inputs=spec.network.inputs,
         n_outputs=spec.network.outputs,
-        layers=[(ln, "output" if ln == len(spec.network.layers) else "hidden", layer.units,
-                 layer.activation.describe(), layer.bias)
+        layers=[LayerSummary(ln, "output" if ln == len(spec.network.layers) else "hidden",
+                             layer.units, layer.activation.describe(), layer.bias)
                 for ln, layer in enumerate(spec.network.layers, start=1)],
         out_activation=spec.network.layers[-1].activation.describe(),
         predict_kind=predict_kind(spec),

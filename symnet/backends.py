@@ -88,12 +88,13 @@ class Backend:
         for a byte budget that nothing fits."""
         return self.module.network_plan(spec, info)
 
-    def plan_summary(self, spec: Spec, plan: Plan) -> dict:
-        """The plan's figures, as the module records them (CHECKPOINT_PLAN)."""
+    def plan_summary(self, spec: Spec, plan: Plan):
+        """The plan's figures, as the module records them (CHECKPOINT_PLAN): the CPU's
+        PlanSummary (symnet.codegen.cpu.checkpoint), a frozen dataclass."""
         return self.module.plan_summary(spec, plan)
 
     def render_module(self, spec: Spec, info, plan: Plan, *, version: str, spec_file: str,
-                      checkpoint_summary: dict | None = None,
+                      checkpoint_summary: Any = None,
                       kernel_dir: str | None = None) -> str:
         """The loop form's module: the network as tables for the kernel file `info.name`."""
         return self.module.render_module(spec, info, plan, version=version,

@@ -1,10 +1,10 @@
 """The loop form's schedules as tables: a Plan (symnet.checkpoint) for one network, as the
 rows of the `_PLAN` table that the kernel file runs in order (codegen/cpu/kernels.py), with
-offsets into the kernel's arena, and the figures the module records."""
+offsets into the kernel's arena, and the figures the module records (`PlanSummary`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -36,17 +36,38 @@ def plan_table(p: Plan) -> np.ndarray:
                     dtype=np.int64).reshape(-1, 4)
 
 
-def plan_summary(spec: Spec, p: Plan) -> dict:
+@dataclass(frozen=True)
+class PlanSummary:
+    """The figures of a plan that a generated module records as CHECKPOINT_PLAN (a dict of
+    these fields, in this order) and `symnet compile` prints."""
+
+    strategy: str  # the spec's [codegen] strategy
+    schedule: str  # what it resolved to for this network, e.g. "checkpoint:2"
+    forward_steps: int  # evaluations of hidden layers, recomputations included
+    recomputations: int  # of them, recomputations
+    slots: int  # checkpoint slots
+    stored_values_per_sample: int
+    arena_values_per_sample: int
+    stored_bytes_per_sample: int
+    peak_bytes_per_sample: int  # with the deltas
+    flops_per_sample: int
+
+    def items(self) -> list[tuple[str, object]]:
+        """(name, value) per field, in order: CHECKPOINT_PLAN's entries."""
+        return [(f.name, getattr(self, f.name)) for f in fields(self)]
+
+
+def plan_summary(spec: Spec, p: Plan) -> PlanSummary:
     """The figures of a plan that a generated module records as CHECKPOINT_PLAN."""
-    return {
-        "strategy": spec.codegen.strategy,
-        "schedule": p.resolved,
-        "forward_steps": p.forward_steps,
-        "recomputations": p.recomputations,
-        "slots": p.slots,
-        "stored_values_per_sample": p.stored_values,
-        "arena_values_per_sample": p.arena_values,
-        "stored_bytes_per_sample": p.stored_bytes,
-        "peak_bytes_per_sample": p.peak_bytes,
-        "flops_per_sample": p.flops(),
-    }
+    return PlanSummary(
+        strategy=spec.codegen.strategy,
+        schedule=p.resolved,
+        forward_steps=p.forward_steps,
+        recomputations=p.recomputations,
+        slots=p.slots,
+        stored_values_per_sample=p.stored_values,
+        arena_values_per_sample=p.arena_values,
+        stored_bytes_per_sample=p.stored_bytes,
+        peak_bytes_per_sample=p.peak_bytes,
+        flops_per_sample=p.flops(),
+    )

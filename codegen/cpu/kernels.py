@@ -31,7 +31,7 @@ from ..context import FASTMATH32, OutputBlockContext, module_context
 from ..lines import _X
 from ..loop import DecayCode, decay_code, output_block_fields, used_symbols
 from ..writer import generator_sha256, render
-from .checkpoint import plan_rows
+from .checkpoint import PlanSummary, plan_rows
 from .config import GEMM_MAX, use_gemm
 from .context import CpuModuleContext, cpu_module_fields
 
@@ -355,11 +355,11 @@ class CpuLoopContext(CpuModuleContext):
     loss_formula: str  # the per-sample loss, for comments
     weight_decay: DecayCode | None  # lambda*w^2 and its gradient, printed; None: no decay
     arena_buffers: list[Buffer]  # the arena's buffers and deltas (symnet.checkpoint), by offset
-    ck_summary: dict | None  # the checkpoint schedule's summary (plan_summary), None: "store"
+    ck_summary: PlanSummary | None  # the checkpoint schedule's figures; None: "store"
 
 
 def cpu_loop_context(spec: Spec, info: KernelInfo, p: Plan, *, version: str, spec_file: str,
-                     checkpoint_summary: dict | None = None,
+                     checkpoint_summary: PlanSummary | None = None,
                      kernel_dir: str | None = None) -> CpuLoopContext:
     """The CPU loop form's module context: see render_module."""
     module = module_context(spec, version=version, spec_file=spec_file, mode="loop")
@@ -431,7 +431,8 @@ def cpu_loop_context(spec: Spec, info: KernelInfo, p: Plan, *, version: str, spe
 
 
 def render_module(spec: Spec, info: KernelInfo, p: Plan, *, version: str, spec_file: str,
-                  checkpoint_summary: dict | None = None, kernel_dir: str | None = None) -> str:
+                  checkpoint_summary: PlanSummary | None = None,
+                  kernel_dir: str | None = None) -> str:
     """The generated module of the CPU loop form: header, parameters, the network as tables
     (layout, plan, forward plan, segments, the optimizer's numbers) and the API, which calls
     the kernel file `info.name`, found beside the module or else in `kernel_dir` (an absolute

@@ -11,11 +11,12 @@ jinja2, their printers sympy). So `import symnet` imports no generator, and the 
 reuses a generated module only the writer, for the generator's hash (`generator_sha256`).
 
 To add a backend (docs/architecture.md, "Adding a backend"): write its generator as a
-module or package of symnet.codegen whose entry has `render_scalar` and `loop_form`, and
-either `render_loop` or the CPU's kernel-file functions (see `Backend`'s methods; the two
-entries so far are codegen/cpu/__init__.py and codegen/cuda/__init__.py); put its templates
-under symnet.templates; then add its `Backend` to BACKENDS below. The spec's `[codegen]
-targets`, `symnet compile --target` and `symnet.build(target=...)` take its name from then on.
+folder of symnet.codegen whose `__init__.py`, the entry, has `render_scalar` and
+`loop_form`, and either `render_loop` or the CPU's kernel-file functions (see `Backend`'s
+methods; the two entries so far are codegen/cpu/__init__.py and codegen/cuda/__init__.py);
+put its templates under symnet.templates; then add its `Backend` to BACKENDS below. The
+spec's `[codegen] targets`, `symnet compile --target` and `symnet.build(target=...)` take its
+name from then on.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ from bench_peers import cpu_model  # noqa: E402
 
 import symnet  # noqa: E402
 from symnet.checkpoint import make_plan  # noqa: E402
-from symnet.codegen.checkpoint import plan_table  # noqa: E402
+from symnet.codegen.cpu.checkpoint import plan_table  # noqa: E402
 from symnet.compiler import as_spec  # noqa: E402
 from symnet.loop import lower_loop  # noqa: E402
 

@@ -4,7 +4,7 @@ product, inside `@njit` as the kernels call them.
 Shapes (n x k by k x m): the deep-narrow step's three (forward 256x32 by 32x32, the weight
 gradient's delta.T @ a, 32x256 by 256x32, with A transposed, and the backward delta @ W),
 narrow ones with remainders, and the mnist-shaped network's wide ones, which stay on BLAS
-(GEMM_MAX in codegen/loop.py). Each figure is the best of 7 blocks, in microseconds per
+(GEMM_MAX in codegen/cpu/config.py). Each figure is the best of 7 blocks, in microseconds per
 product. BLAS uses the threads threadpoolctl allows (--threads, default 2, like
 bench_peers.py); `_gemm` is serial.
 
@@ -42,7 +42,7 @@ def main() -> int:
     from threadpoolctl import threadpool_limits
 
     import symnet
-    from symnet.codegen.loop import use_gemm
+    from symnet.codegen.cpu.config import use_gemm
 
     spec = {"name": "bench_gemm", "network": {"inputs": 32, "layers": [
         {"units": 32, "activation": "tanh"}, {"units": 32, "activation": "linear"}]},

@@ -97,10 +97,10 @@ def n_params(sizes):
 
 def worker_build(spec_json: str, out_dir: str) -> dict:
     sys.path.insert(0, str(ROOT))
+    import importlib
+
     import symnet
     import symnet.autodiff
-    import symnet.codegen.cpu_backend
-    import symnet.codegen.kernels
     import symnet.compiler
     import symnet.lower
     import symnet.schedule
@@ -126,7 +126,14 @@ def worker_build(spec_json: str, out_dir: str) -> dict:
     symnet.autodiff.differentiate = timed("differentiate", symnet.autodiff.differentiate)
     symnet.schedule.schedule = timed("schedule", symnet.schedule.schedule)
     # and the names the CPU backend looks up when it renders (the scalar form, the loop form)
-    cpu, kernels = symnet.codegen.cpu_backend, symnet.codegen.kernels
+    # (the CPU backend's package, codegen/cpu/; before it, codegen/cpu_backend.py and
+    # codegen/kernels.py)
+    try:
+        cpu = importlib.import_module("symnet.codegen.cpu")
+        kernels = importlib.import_module("symnet.codegen.cpu.kernels")
+    except ImportError:
+        cpu = importlib.import_module("symnet.codegen.cpu_backend")
+        kernels = importlib.import_module("symnet.codegen.kernels")
     for name in ("context", "cpu_scalar_context"):  # the scalar form's context, as named then
         if hasattr(cpu, name):
             setattr(cpu, name, timed("render", getattr(cpu, name)))

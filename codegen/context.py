@@ -1,7 +1,9 @@
 """The templates' contexts, typed: what every target's module needs (`ModuleContext`, built by
 `module_context`) and the optimizer's settings in it (`OptimizerSettings`, built by
-`optimizer_settings`). Each backend's form adds its own fields in a subclass (codegen/cpu.py,
-codegen/kernels.py, codegen/cuda/context.py).
+`optimizer_settings`), the parameter arrays they are built from (`ArrayArg`, `array_args`),
+and the loop form's output block (`OutputBlockContext`). Each backend's form adds its own
+fields in a subclass (codegen/cpu/context.py, codegen/cpu/scalar.py, codegen/cpu/kernels.py,
+codegen/cuda/context.py).
 
 A template reads a context's fields as its names (`{{ dtype }}`): `TemplateContext.variables`
 gives them, with the fields of a part marked `spread` (the optimizer's settings) at the top
@@ -19,7 +21,7 @@ from .writer import generator_sha256
 if TYPE_CHECKING:
     from symnet.spec import Spec
 
-    from .cpu import ArrayArg, Line
+    from .lines import Line
 
 # error_model="numpy": a float division by zero gives inf/nan instead of raising, which drops
 # the per-division check that keeps LLVM from vectorizing the sample loops. float32 kernels
@@ -29,6 +31,45 @@ NJIT_OPTIONS = 'cache=True, error_model="numpy"'
 FASTMATH32 = '{"nsz", "arcp", "contract", "afn", "reassoc"}'
 
 SPREAD = {"spread": True}  # a field's metadata: its own fields are the template's names
+
+
+@dataclass(frozen=True)
+class ArrayArg:
+    name: str  # the parameter's key in the params dict: W1, b1
+    arg: str  # its name inside kernels: W1, B1
+    grad: str  # its gradient array inside kernels: dW1, dB1
+    shape: tuple[int, ...]  # as the user sees it: () for a shared bias
+    kernel_shape: tuple[int, ...]  # as kernels see it: (1,) for a shared bias
+    updated: bool
+
+
+def array_args(spec: Spec) -> list[ArrayArg]:
+    updated = set(spec.updated_params())
+    args = []
+    for name, shape in spec.param_shapes().items():
+        arg = name[0].upper() + name[1:]
+        args.append(ArrayArg(name, arg, "d" + arg, shape, shape or (1,), name in updated))
+    return args
+
+
+def predict_kind(spec: Spec) -> str:
+    """What the module's predict returns: "argmax" (a softmax output: class indices),
+    "threshold" (one sigmoid output: 0/1) or "outputs" (anything else: the outputs)."""
+    out = spec.network.layers[-1].activation.name
+    if out == "softmax":
+        return "argmax"
+    return "threshold" if out == "sigmoid" and spec.network.outputs == 1 else "outputs"
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """One layer as the module's docstring describes it."""
+
+    number: int  # 1, 2, ...
+    role: str  # "hidden" or "output"
+    units: int
+    activation: str  # described, e.g. "leaky_relu(alpha=0.2)"
+    bias: str  # "per_unit", "shared" or "none"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,7 +189,7 @@ class ModuleContext(TemplateContext):
     # network
     n_inputs: int  # features per sample
     n_outputs: int  # outputs per sample
-    layers: list[tuple]  # per layer: (number, "hidden"/"output", units, activation, bias)
+    layers: list[LayerSummary]  # per layer: its number, role, units, activation and bias
     out_activation: str  # the output layer's activation, described
     predict_kind: str  # what predict returns: "argmax", "threshold" or "outputs"
     metric_kind: int  # fit's validation accuracy: 1 softmax, 2 sigmoid, 0 none
@@ -171,8 +212,6 @@ class ModuleContext(TemplateContext):
 
 def module_context(spec: Spec, *, version: str, spec_file: str, mode: str) -> ModuleContext:
     """The fields every target's module shares, for the form `mode`."""
-    from .cpu import array_args, predict_kind
-
     args = array_args(spec)
     return ModuleContext(
         version=version,
@@ -188,8 +227,8 @@ def module_context(spec: Spec, *, version: str, spec_file: str, mode: str) -> Mo
                              else ""),
         n_inputs=spec.network.inputs,
         n_outputs=spec.network.outputs,
-        layers=[(ln, "output" if ln == len(spec.network.layers) else "hidden", layer.units,
-                 layer.activation.describe(), layer.bias)
+        layers=[LayerSummary(ln, "output" if ln == len(spec.network.layers) else "hidden",
+                             layer.units, layer.activation.describe(), layer.bias)
                 for ln, layer in enumerate(spec.network.layers, start=1)],
         out_activation=spec.network.layers[-1].activation.describe(),
         predict_kind=predict_kind(spec),

@@ -1,31 +1,18 @@
-"""The CPU backend's loop form: per-layer matrix products and explicit loops for the
-elementwise parts, whose expressions come printed from the LoopProgram.
-
-Each matrix product is either `np.dot` (BLAS) or `_gemm`, the module's own vector kernel
-(templates/cpu/gemm.jinja). `_gemm` is used where it measured faster (docs/benchmarks.md,
-section 9): both sides of the layer's weight matrix at most GEMM_MAX, and the product at
-least GEMM_MIN_BYTES wide (a row of its result fills a 512-bit vector). Wider layers keep
-BLAS, which blocks for the caches and runs on several threads; `_gemm` is serial."""
+"""The loop form's printed parts that both backends share: a layer's activation and
+derivative (`LoopLayerCode`), the output block (`output_block_fields`, the fields of
+codegen/context.py's OutputBlockContext) and the weight decay (`decay_code`). The CPU's own
+choices (which matrix products run through `_gemm`) are in codegen/cpu/config.py.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .cpu import Line
+from .lines import Line
 
 if TYPE_CHECKING:
     from .printer import NumbaPrinter
-
-GEMM_MAX = 64  # no side of W<l> over this: the layer's products may use _gemm
-GEMM_MIN_BYTES = 64  # and a product's result rows at least this wide (else np.dot)
-
-
-def use_gemm(units: int, units_in: int, columns: int, dtype: str) -> bool:
-    """Whether a product of the layer with weights (units, units_in), whose result has
-    `columns` columns, runs through _gemm rather than np.dot."""
-    size = 4 if dtype == "float32" else 8
-    return max(units, units_in) <= GEMM_MAX and columns * size >= GEMM_MIN_BYTES
 
 
 @dataclass(frozen=True)
@@ -41,18 +28,26 @@ class LoopLayerCode:
     uses_z: bool  # whether the derivative reads net (z)
     uses_y: bool  # whether it reads out (y)
     source: str  # the array this layer reads: X or out<l-1>
-    gemm_forward: bool = False  # net<l> = source @ W<l>.T through _gemm (else np.dot)
-    gemm_backward: bool = False  # dE/dW<l> and delta<l-1> = delta<l> @ W<l> through _gemm
 
 
-def decay_code(program, printer: NumbaPrinter) -> tuple[str, str] | None:
-    """A LoopProgram's weight decay, printed for one weight w: (lambda*w^2, its gradient), or
-    None. The one place either backend's loop form prints the term (the CPU's kernel file and
-    its module's tables; the CUDA module's penalty and gradient)."""
+@dataclass(frozen=True)
+class DecayCode:
+    """The weight decay for one weight w, printed: the layer program's WeightDecay
+    (symnet/layers.py), as every loop form's template reads it (`weight_decay`) and prints it
+    with common/macros.jinja's add_decay."""
+
+    penalty: str  # lambda*w^2, added to the batch's loss once per weight
+    grad: str  # its gradient, added to each weight's
+
+
+def decay_code(program, printer: NumbaPrinter) -> DecayCode | None:
+    """A LoopProgram's weight decay, printed for one weight w, or None. The one place either
+    backend's loop form prints the term (the CPU's kernel file and its module's tables; the
+    CUDA module's penalty and gradient)."""
     decay = program.decay
     if decay is None:
         return None
-    return printer.doprint(decay.term), printer.doprint(decay.grad)
+    return DecayCode(printer.doprint(decay.term), printer.doprint(decay.grad))
 
 
 def _block(steps, printer: NumbaPrinter) -> list[Line]:

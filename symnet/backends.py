@@ -11,11 +11,12 @@ jinja2, their printers sympy). So `import symnet` imports no generator, and the 
 reuses a generated module only the writer, for the generator's hash (`generator_sha256`).
 
 To add a backend (docs/architecture.md, "Adding a backend"): write its generator as a
-module or package of symnet.codegen whose entry has `render_scalar` and `loop_form`, and
-either `render_loop` or the CPU's kernel-file functions (see `Backend`'s methods; the two
-entries so far are codegen/cpu_backend.py and codegen/cuda/__init__.py); put its templates
-under symnet.templates; then add its `Backend` to BACKENDS below. The spec's `[codegen]
-targets`, `symnet compile --target` and `symnet.build(target=...)` take its name from then on.
+folder of symnet.codegen whose `__init__.py`, the entry, has `render_scalar` and
+`loop_form`, and either `render_loop` or the CPU's kernel-file functions (see `Backend`'s
+methods; the two entries so far are codegen/cpu/__init__.py and codegen/cuda/__init__.py);
+put its templates under symnet.templates; then add its `Backend` to BACKENDS below. The
+spec's `[codegen] targets`, `symnet compile --target` and `symnet.build(target=...)` take its
+name from then on.
 """
 
 from __future__ import annotations
@@ -88,12 +89,13 @@ class Backend:
         for a byte budget that nothing fits."""
         return self.module.network_plan(spec, info)
 
-    def plan_summary(self, spec: Spec, plan: Plan) -> dict:
-        """The plan's figures, as the module records them (CHECKPOINT_PLAN)."""
+    def plan_summary(self, spec: Spec, plan: Plan):
+        """The plan's figures, as the module records them (CHECKPOINT_PLAN): the CPU's
+        PlanSummary (symnet.codegen.cpu.checkpoint), a frozen dataclass."""
         return self.module.plan_summary(spec, plan)
 
     def render_module(self, spec: Spec, info, plan: Plan, *, version: str, spec_file: str,
-                      checkpoint_summary: dict | None = None,
+                      checkpoint_summary: Any = None,
                       kernel_dir: str | None = None) -> str:
         """The loop form's module: the network as tables for the kernel file `info.name`."""
         return self.module.render_module(spec, info, plan, version=version,
@@ -110,7 +112,7 @@ class Backend:
 
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in (
-    Backend("cpu", "CPU", "symnet.codegen.cpu_backend", kernel_files=True, schedules=True),
+    Backend("cpu", "CPU", "symnet.codegen.cpu", kernel_files=True, schedules=True),
     Backend("cuda", "CUDA", "symnet.codegen.cuda", suffix="_cuda"),
 )}
 TARGETS = tuple(BACKENDS)

@@ -30,7 +30,7 @@ Strategies (`[codegen] strategy`, parsed by symnet.strategy):
 
 Everything here is pure Python over integers (`widths`, `with_net` and `make_plan` read a
 network's off its spec and LoopProgram): the templates unroll nothing, the kernel reads the
-plan as a table of actions (symnet.codegen.checkpoint).
+plan as a table of actions (symnet.codegen.cpu.checkpoint).
 """
 
 from __future__ import annotations

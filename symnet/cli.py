@@ -106,13 +106,13 @@ def _compile(args) -> int:
         # a schedule: only a backend with schedules gets here (check_target); its module's plan
         if spec.codegen.strategy != "store":
             s = backend.plan_summary(spec, backend.network_plan(spec, compiled.kernel_info))
-            print(f"  schedule    {spec.codegen.strategy} ({s['schedule']}): "
-                  f"{s['forward_steps']} layer evaluations ({s['recomputations']} recomputed), "
-                  f"{s['stored_bytes_per_sample']} bytes stored per sample "
-                  f"({s['peak_bytes_per_sample']} with the deltas)")
+            print(f"  schedule    {spec.codegen.strategy} ({s.schedule}): "
+                  f"{s.forward_steps} layer evaluations ({s.recomputations} recomputed), "
+                  f"{s.stored_bytes_per_sample} bytes stored per sample "
+                  f"({s.peak_bytes_per_sample} with the deltas)")
         return 0
     c, b = sched.counts, sched.before_cse
-    print(f"  form        scalar (unrolled), strategy {sched.strategy}, dtype {spec.codegen.dtype}")
+    print(f"  form        scalar (unrolled), strategy {sched.cse}, dtype {spec.codegen.dtype}")
     print(f"  ops/sample  before CSE: forward {b.forward_ops}, backward {b.backward_ops}; "
           f"after CSE: forward {c.forward_ops}, backward {c.backward_ops}")
     print(f"  stored      {c.temporaries} temporaries per sample")

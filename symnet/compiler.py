@@ -47,7 +47,7 @@ class Compiled:
     # files the module imports, written beside it: (module name, source); the CPU loop form's
     # kernel file, named by its text's hash and shared by every network of the same kinds
     kernels: tuple[tuple[str, str], ...] = ()
-    kernel_info: Any = None  # the CPU loop form's KernelInfo (symnet.codegen.kernels)
+    kernel_info: Any = None  # the CPU loop form's KernelInfo (symnet.codegen.cpu.kernels)
     # where `kernels` go when not beside the module (an absolute path, recorded in the module
     # as KERNEL_DIR): a folder of kernel files shared by modules written in several folders
     kernel_dir: str | None = None

@@ -225,7 +225,7 @@ def _vector(values, n: int, what: str, count: str) -> np.ndarray:
     return a
 
 
-def plan(program, spec, lecture=None):
+def explanation_steps(program, spec, lecture=None):
     """The sections of steps and the quantities the kernel must compute. The chain's local
     derivatives are the edges autodiff recorded for `lecture` (`lecture_program`; default:
     `program`), formatted, not derived again; every value is one of `program`'s."""
@@ -410,7 +410,7 @@ def explain(spec, x, target, *, out_dir=None, lr=None, params=None,
     compiled = build(spec, mode="scalar", strategy="store")
     module = import_module(write(compiled, out_dir), compiled.spec.name)
     program = compiled.program
-    q, sections = plan(program, compiled.spec, lecture_program(compiled.spec, program))
+    q, sections = explanation_steps(program, compiled.spec, lecture_program(compiled.spec, program))
     path = Path(out_dir) / f"{spec.name}_explain.py"
     write_if_changed(path, render_kernel(compiled.spec, program, q))
     kernel = import_module(path, f"{spec.name}_explain")

@@ -10,7 +10,9 @@ matrices. What they share is here, once:
 - a layer-wide (softmax) output layer as named steps (`softmax_steps`), and the per-sample loss
   over the output units, fused with the output activation where that is stable (`loss_sum`);
 - weight decay as one `WeightDecay` term: lambda*w^2 for one weight and its gradient, derived
-  once; both forms and every backend take the term and the gradient from it.
+  once from `DECAY_TERM`; both forms and every backend take the term and the gradient from it
+  (the loop forms' templates print it with one macro, common/macros.jinja's add_decay), and
+  symnet.torch evaluates `DECAY_TERM` itself.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from .program import Assign
 from .spec import Activation, Loss, Spec
 
 W = sp.Symbol("w", real=True)  # a weight, for the weight-decay term
+LAM = sp.Symbol("lam", positive=True)  # the weight decay's lambda ([loss] weight_decay)
+# The weight decay of one weight: the one definition, summed over every weight (biases
+# excluded) and added once to the batch loss.
+DECAY_TERM = LAM * W ** 2
 
 # the kernels' loop variable over the samples of a batch (see templates/cpu/module.py.jinja)
 SAMPLE_INDEX = sp.Symbol("s", integer=True, nonnegative=True)
@@ -124,7 +130,7 @@ class WeightDecay:
 def weight_decay(loss: Loss) -> WeightDecay | None:
     if not loss.weight_decay:
         return None
-    term = sp.Float(loss.weight_decay) * W ** 2
+    term = DECAY_TERM.xreplace({LAM: sp.Float(loss.weight_decay)})
     return WeightDecay(loss.weight_decay, loss.reduction, term, local_derivative(term, W))
 
 

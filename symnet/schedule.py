@@ -48,13 +48,15 @@ class Counts:
 
 @dataclass(frozen=True)
 class Schedule:
-    strategy: str
+    # the scalar form's CSE choice, "store" or "recompute" (its [codegen] strategy; the loop
+    # form's layer schedule of the same name is a symnet.checkpoint Plan)
+    cse: str
     program: Program
     forward: tuple[Assign, ...]  # body computing the outputs
     loss: tuple[Assign, ...]  # body computing the outputs' loss E
     grad: tuple[Assign, ...]  # body computing E and every dE/dparam
     counts: Counts  # of the grad block as emitted
-    before_cse: Counts  # of the same strategy before CSE (equal for recompute)
+    before_cse: Counts  # of the same choice before CSE (equal for recompute)
     # the input derivatives and the Hessian-vector product (symnet/tangent.py), each block
     # with its results: jacobian's, a row of expressions per output; input_grad's and hvp's,
     # the loss E then one expression per input (per parameter)
@@ -63,13 +65,16 @@ class Schedule:
     hvp: Derived | None = None
 
 
-def schedule(program: Program, strategy: str = "store") -> Schedule:
-    if strategy == "store":
+def schedule(program: Program, cse: str = "store") -> Schedule:
+    """The program as straight-line blocks, by the scalar form's CSE choice `cse` (the spec's
+    strategy): "store" shares every subexpression, "recompute" inlines everything. The input
+    derivatives and the Hessian-vector product are scheduled as "store" schedules."""
+    if cse == "store":
         scheduled = _store(program)
-    elif strategy == "recompute":
-        scheduled = _recompute(program)
+    elif cse == "recompute":
+        scheduled = _inline_all(program)
     else:
-        raise SymnetError(f"unknown strategy {strategy!r} (expected store or recompute)")
+        raise SymnetError(f"unknown strategy {cse!r} (expected store or recompute)")
     return replace(scheduled, jacobian=derived_block(input_tangents(program)),
                    input_grad=derived_block(input_adjoints(program)),
                    hvp=derived_block(parameter_tangents(program)))
@@ -96,7 +101,7 @@ def _store(program: Program) -> Schedule:
     fwd = [a for a in program.forward if a.role != "loss"]
     plain_grad = eliminate_dead(list(program.forward + program.backward), grad_r)
     return Schedule(
-        strategy="store",
+        cse="store",
         program=program,
         forward=tuple(cse_block(eliminate_dead(fwd, out_r))),
         loss=tuple(cse_block(eliminate_dead(list(program.forward), loss_r))),
@@ -106,7 +111,7 @@ def _store(program: Program) -> Schedule:
     )
 
 
-def _recompute(program: Program) -> Schedule:
+def _inline_all(program: Program) -> Schedule:
     if len(program.params) > RECOMPUTE_MAX_PARAMS:
         raise SymnetError(
             f"strategy 'recompute' inlines every gradient into one expression and is limited to "
@@ -125,7 +130,7 @@ def _recompute(program: Program) -> Schedule:
              for p, g in program.grads.items()]
     grad = [loss] + grads
     counts = count(grad, program.loss)
-    return Schedule(strategy="recompute", program=program, forward=tuple(outs), loss=(loss,),
+    return Schedule(cse="recompute", program=program, forward=tuple(outs), loss=(loss,),
                     grad=tuple(grad), counts=counts, before_cse=counts)
 
 

@@ -475,6 +475,17 @@ def _loss_candidate(kind: str, n_outputs: int) -> _LossCandidate:
         "exact PyTorch form here")
 
 
+def _decay_term() -> Callable:
+    """The weight decay of one weight as a function (lambda, w) of torch tensors: symnet's
+    one definition of it (symnet.layers.DECAY_TERM, lambda*w^2), which the generated modules
+    print and sum over every weight."""
+    import sympy as sp
+
+    from .layers import DECAY_TERM, LAM, W
+
+    return sp.lambdify((LAM, W), DECAY_TERM, modules=[])
+
+
 def torch_loss(spec, *, from_logits: bool = False) -> Callable:
     """The spec's loss as a function `loss(y, t, model=None)` of torch tensors, with symnet's
     semantics: the per-sample loss of `[loss] kind` summed over the output units (sse: 1/2
@@ -503,6 +514,7 @@ def torch_loss(spec, *, from_logits: bool = False) -> Callable:
     out_act = _activation_module(last) if from_logits and logits_fn is None else None
     mean = spec.loss.reduction == "mean"
     decay = float(getattr(spec.loss, "weight_decay", 0.0))
+    decay_term = _decay_term() if decay else None
     kind = spec.loss.kind
 
     def loss(y, t, model=None):
@@ -527,7 +539,7 @@ def torch_loss(spec, *, from_logits: bool = False) -> Callable:
                     f"model: the spec's loss adds weight_decay = {decay!r} times the sum of "
                     "the weights squared; pass the model: loss(y, t, model)")
             weights = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
-            total = total + decay * sum((w * w).sum() for w in weights)
+            total = total + sum(decay_term(decay, w).sum() for w in weights)
         return total
 
     loss.__name__ = f"{kind}_{spec.loss.reduction}"

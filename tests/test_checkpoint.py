@@ -21,7 +21,7 @@ from symnet.checkpoint import (
     plan,
     revolve_forward_steps,
 )
-from symnet.codegen.checkpoint import plan_table
+from symnet.codegen.cpu.checkpoint import plan_table
 from symnet.compiler import as_spec
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,13 +13,15 @@ import jinja2.meta
 import pytest
 
 import symnet.templates
-from symnet.codegen import context, cpu, cpu_backend, kernels
+from symnet.codegen import context
+from symnet.codegen.cpu import context as cpu_context
+from symnet.codegen.cpu import explain, kernels, scalar
 from symnet.codegen.cuda import context as cuda_context
 
-CONTEXTS = [context.ModuleContext, cpu.CpuModuleContext, cpu.CpuScalarContext,
+CONTEXTS = [context.ModuleContext, cpu_context.CpuModuleContext, scalar.CpuScalarContext,
             kernels.CpuLoopContext, kernels.KernelFileContext, cuda_context.CudaModuleContext,
             cuda_context.CudaScalarContext, cuda_context.CudaLoopContext,
-            cpu_backend.ExplainContext]
+            explain.ExplainContext]
 
 
 def _template_names() -> set[str]:
@@ -59,6 +61,6 @@ def test_every_field_is_read_and_commented(cls):
 
 
 def test_no_builder_is_called_context():
-    for module in (context, cpu, kernels, cuda_context, cpu_backend):
+    for module in (context, cpu_context, scalar, kernels, explain, cuda_context):
         assert not hasattr(module, "context") or inspect.ismodule(module.context)
         assert not hasattr(module, "base_context")

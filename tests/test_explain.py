@@ -19,7 +19,13 @@ import sympy as sp
 import symnet
 from symnet.compiler import build
 from symnet.errors import SymnetError
-from symnet.explain import EXPLAIN_MAX_PARAMS, explain, format_number, lecture_program, plan
+from symnet.explain import (
+    EXPLAIN_MAX_PARAMS,
+    explain,
+    explanation_steps,
+    format_number,
+    lecture_program,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 MAZUR = ROOT / "examples" / "mazur.toml"
@@ -219,6 +225,6 @@ def test_explain_formats_the_record_and_differentiates_nothing(spec, hidden, mon
 
     monkeypatch.setattr(sp, "diff", no_diff)
     monkeypatch.setattr(sp.Expr, "diff", no_diff)
-    q, _ = plan(compiled.program, compiled.spec, lecture)
+    q, _ = explanation_steps(compiled.program, compiled.spec, lecture)
     local = {(e.value.name, e.arg.name): e.local for e in lecture.edges}
     assert q.items[f"dnet_o1/d{hidden}"][1] == local[("net_o1", hidden)]

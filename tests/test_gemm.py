@@ -11,7 +11,7 @@ from _reference import finite_difference_grad
 from _reference import loss as ref_loss
 
 import symnet
-from symnet.codegen.loop import GEMM_MAX, use_gemm
+from symnet.codegen.cpu.config import GEMM_MAX, use_gemm
 
 # (n, k, m): tiles of 8 rows by 2 vectors, with every kind of remainder: fewer rows than a
 # tile, a partial last vector, a product narrower than one vector, k = 1, and an empty batch

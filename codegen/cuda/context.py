@@ -17,9 +17,9 @@ from symnet.loop import OUT, LoopProgram, Z
 from symnet.schedule import Counts, Schedule
 from symnet.spec import Spec
 
-from ..context import ModuleContext, OutputBlockContext, module_context
-from ..cpu import _X, Line, array_args, kernel_lines
-from ..loop import LoopLayerCode, decay_code, output_block_fields
+from ..context import ModuleContext, OutputBlockContext, array_args, module_context
+from ..lines import _X, Line, kernel_lines
+from ..loop import DecayCode, LoopLayerCode, decay_code, output_block_fields
 from .config import CudaConfig
 from .printer import CudaPrinter
 
@@ -140,7 +140,7 @@ class CudaScalarContext(CudaModuleContext):
     forward_lines: list[Line]  # the forward pass and loss, printed, with section headers
     grad_lines: list[Line]  # the backward pass, printed
     counts: Counts  # operations per sample and stored temporaries (sympy.count_ops)
-    loop_decay: None  # the loop form's weight decay: the scalar form's lines have theirs
+    weight_decay: None  # the loop form's weight decay: the scalar form's lines have theirs
 
 
 def cuda_scalar_context(spec: Spec, schedule: Schedule, *, version: str, spec_file: str,
@@ -166,7 +166,7 @@ def cuda_scalar_context(spec: Spec, schedule: Schedule, *, version: str, spec_fi
         return f"{entry.array}[{idx}]" if idx else f"{entry.array} (shared)"
 
     return CudaScalarContext(
-        **{**fields, "strategy": schedule.strategy},
+        **{**fields, "strategy": schedule.cse},
         inputs=[s.name for s in prog.inputs],
         targets=[s.name for s in prog.targets],
         outputs=[s.name for s in prog.outputs],
@@ -177,7 +177,7 @@ def cuda_scalar_context(spec: Spec, schedule: Schedule, *, version: str, spec_fi
         forward_lines=kernel_lines(schedule.forward, schedule, printer),
         grad_lines=kernel_lines(schedule.grad, schedule, printer),
         counts=schedule.counts,
-        loop_decay=None,
+        weight_decay=None,
     )
 
 
@@ -191,7 +191,7 @@ class CudaLoopContext(CudaModuleContext, OutputBlockContext):
     shared_n: int  # weights staged in shared memory, per block (0: none)
     loss: str  # the per-sample loss's name in the output block
     net_names: list[str]  # the output units' nets' names
-    loop_decay: tuple[str, str] | None  # (lambda*w^2, its gradient) printed; None: no decay
+    weight_decay: DecayCode | None  # lambda*w^2 and its gradient, printed; None: no decay
 
 
 def cuda_loop_context(spec: Spec, program: LoopProgram, *, version: str, spec_file: str,
@@ -236,5 +236,5 @@ def cuda_loop_context(spec: Spec, program: LoopProgram, *, version: str, spec_fi
         **output_block_fields(program, printer),
         loss=out.loss.name,
         net_names=[s.name for s in out.nets],
-        loop_decay=decay_code(program, printer),
+        weight_decay=decay_code(program, printer),
     )

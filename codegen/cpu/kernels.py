@@ -27,11 +27,13 @@ from symnet.checkpoint import Buffer, Plan, plan, widths
 from symnet.files import write_if_changed
 from symnet.spec import Spec
 
-from .checkpoint import plan_rows
-from .context import FASTMATH32, OutputBlockContext, module_context
-from .cpu import _X, CpuModuleContext, cpu_module_fields
-from .loop import GEMM_MAX, decay_code, output_block_fields, use_gemm, used_symbols
-from .writer import generator_sha256, render
+from ..context import FASTMATH32, OutputBlockContext, module_context
+from ..lines import _X
+from ..loop import DecayCode, decay_code, output_block_fields, used_symbols
+from ..writer import generator_sha256, render
+from .checkpoint import PlanSummary, plan_rows
+from .config import GEMM_MAX, use_gemm
+from .context import CpuModuleContext, cpu_module_fields
 
 KERNEL_PREFIX = "symnet_kernels_"
 INFO_PREFIX = "symnet_kinds_"
@@ -59,8 +61,16 @@ class KernelInfo:
     kinds: tuple[ActivationKind, ...]  # the branches, in order
     kind_of: dict[str, int]  # each hidden activation (described) -> its branch
     loss_formula: str
-    weight_decay: str | None  # printed, for comments
-    weight_decay_grad: str | None
+    # the weight decay, printed (DecayCode's two halves; two strings, as the JSON has them)
+    weight_decay: str | None  # lambda*w^2 for one weight w; None without decay
+    weight_decay_grad: str | None  # its gradient
+
+    @property
+    def decay_code(self) -> DecayCode | None:
+        """The weight decay as the loop form's templates read it."""
+        if self.weight_decay is None:
+            return None
+        return DecayCode(self.weight_decay, self.weight_decay_grad)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
@@ -125,8 +135,7 @@ class KernelFileContext(OutputBlockContext):
     gemm_max: int  # no side of a weight matrix that _gemm multiplies is over this
     loss_name: str  # the per-sample loss's name in the output block
     net_loads: NetLoads  # per block of the output's lines: the nets it reads
-    weight_decay: str | None  # lambda*w^2 for one weight w, printed; None without decay
-    weight_decay_grad: str | None  # its gradient, printed
+    weight_decay: DecayCode | None  # lambda*w^2 and its gradient, printed; None: no decay
     uses_math: bool  # the printed code calls the math module (erf): the file imports it
 
 
@@ -134,7 +143,7 @@ def kernel_file_context(spec: Spec, program, *,
                         version: str) -> tuple[KernelFileContext, dict[str, int]]:
     """The kernel file's context for the network's kinds (a LoopProgram), and each hidden
     activation's branch (KernelInfo.kind_of)."""
-    from .printer import NumbaPrinter
+    from ..printer import NumbaPrinter
 
     printer = NumbaPrinter(spec.codegen.dtype)
     # the output block runs once per sample and output unit: it calls the float32 helpers
@@ -144,7 +153,6 @@ def kernel_file_context(spec: Spec, program, *,
     opt = module.optimizer_settings
     out = program.output
     kinds, kind_of = _kinds(program, printer)
-    weight_decay, weight_decay_grad = decay_code(program, printer) or (None, None)
     return KernelFileContext(
         version=version,
         dtype=module.dtype,
@@ -168,8 +176,7 @@ def kernel_file_context(spec: Spec, program, *,
         loss_name=out.loss.name,
         net_loads=NetLoads(forward=used_symbols(out.forward, out.nets),
                            grad=used_symbols(out.grad_steps, out.nets)),
-        weight_decay=weight_decay,
-        weight_decay_grad=weight_decay_grad,
+        weight_decay=decay_code(program, printer),
         # the printers record the modules their code calls: math for erf
         uses_math=any("math" in p.module_imports for p in (printer, called)),
     ), kind_of
@@ -182,8 +189,9 @@ def kernel_source(spec: Spec, program, *, version: str) -> tuple[KernelInfo, str
     ctx, kind_of = kernel_file_context(spec, program, version=version)
     text = render("cpu/kernels.py.jinja", ctx)
     name = KERNEL_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:16]
-    return KernelInfo(name, ctx.kinds, kind_of, program.loss_formula, ctx.weight_decay,
-                      ctx.weight_decay_grad), text
+    decay = ctx.weight_decay
+    return KernelInfo(name, ctx.kinds, kind_of, program.loss_formula,
+                      decay and decay.penalty, decay and decay.grad), text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,14 +353,13 @@ class CpuLoopContext(CpuModuleContext):
     tables: LoopTables  # the network as tables
     layer_docs: list[LayerDoc]  # per layer, for the module's comments
     loss_formula: str  # the per-sample loss, for comments
-    weight_decay: str | None  # lambda*w^2 for one weight w, printed; None without decay
-    weight_decay_grad: str | None  # its gradient, printed
+    weight_decay: DecayCode | None  # lambda*w^2 and its gradient, printed; None: no decay
     arena_buffers: list[Buffer]  # the arena's buffers and deltas (symnet.checkpoint), by offset
-    ck_summary: dict | None  # the checkpoint schedule's summary (plan_summary), None: "store"
+    ck_summary: PlanSummary | None  # the checkpoint schedule's figures; None: "store"
 
 
 def cpu_loop_context(spec: Spec, info: KernelInfo, p: Plan, *, version: str, spec_file: str,
-                     checkpoint_summary: dict | None = None,
+                     checkpoint_summary: PlanSummary | None = None,
                      kernel_dir: str | None = None) -> CpuLoopContext:
     """The CPU loop form's module context: see render_module."""
     module = module_context(spec, version=version, spec_file=spec_file, mode="loop")
@@ -417,15 +424,15 @@ def cpu_loop_context(spec: Spec, info: KernelInfo, p: Plan, *, version: str, spe
         ),
         layer_docs=docs,
         loss_formula=info.loss_formula,
-        weight_decay=info.weight_decay,
-        weight_decay_grad=info.weight_decay_grad,
+        weight_decay=info.decay_code,
         arena_buffers=sorted([*p.buffers, *p.deltas], key=lambda b: b.offset),
         ck_summary=checkpoint_summary,
     )
 
 
 def render_module(spec: Spec, info: KernelInfo, p: Plan, *, version: str, spec_file: str,
-                  checkpoint_summary: dict | None = None, kernel_dir: str | None = None) -> str:
+                  checkpoint_summary: PlanSummary | None = None,
+                  kernel_dir: str | None = None) -> str:
     """The generated module of the CPU loop form: header, parameters, the network as tables
     (layout, plan, forward plan, segments, the optimizer's numbers) and the API, which calls
     the kernel file `info.name`, found beside the module or else in `kernel_dir` (an absolute

@@ -1,47 +1,18 @@
-"""The CPU backend's entry: what symnet.backends asks of the CPU generator (`@njit` kernels).
-
-The scalar form is the context of codegen.cpu rendered into templates/cpu/module.py.jinja.
-The loop form is a kernel file shared by every network of the same kinds of layers, with its
-KernelInfo, and a module that describes one network to it as tables (codegen.kernels), among
-them the schedule of the backward pass (a symnet.checkpoint Plan, codegen.checkpoint).
-`symnet explain`'s kernel is a scalar Program with its chain factors, in float64.
-"""
+"""`symnet explain`'s kernel (templates/cpu/explain.py.jinja): a scalar Program's lines and
+the quantities the explanation shows, returned for one sample, in float64."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .checkpoint import plan_summary
-from .context import TemplateContext
-from .cpu import Line, cpu_scalar_context
-from .kernels import (
-    kernel_source,
-    load_info,
-    matrix_products,
-    network_plan,
-    render_module,
-    save_info,
-)
-from .writer import render
+from ..context import TemplateContext
+from ..lines import Line
+from ..writer import render
 
 if TYPE_CHECKING:
     from symnet.program import Program
-    from symnet.schedule import Schedule
     from symnet.spec import Spec
-
-
-def render_scalar(spec: Spec, schedule: Schedule, *, version: str, spec_file: str,
-                  config=None) -> str:
-    """The unrolled (scalar) form's module (`config` is a GPU backend's; unused here)."""
-    return render("cpu/module.py.jinja", cpu_scalar_context(spec, schedule, version=version,
-                                                            spec_file=spec_file))
-
-
-def loop_form(spec: Spec) -> str:
-    """The loop form's kernels in a few words, for `symnet compile`'s summary."""
-    gemm, dot = matrix_products(spec)
-    return f"matrix products: {gemm} by _gemm, {dot} by np.dot"
 
 
 @dataclass(frozen=True)
@@ -70,7 +41,7 @@ class ExplainContext(TemplateContext):
 def render_explain(spec: Spec, program: Program, quantities, *, version: str) -> str:
     """`symnet explain`'s kernel: the scalar Program's lines, then each quantity (label,
     sympy expression) that the explanation shows, returned for one sample."""
-    from .printer import NumbaPrinter
+    from ..printer import NumbaPrinter
 
     # always float64: the values to show, whatever the module's dtype (a float32 module's
     # own values are checked against them to float32's precision)
@@ -89,5 +60,4 @@ def render_explain(spec: Spec, program: Program, quantities, *, version: str) ->
     ))
 
 
-__all__ = ["kernel_source", "load_info", "loop_form", "network_plan", "plan_summary",
-           "render_explain", "render_module", "render_scalar", "save_info"]
+__all__ = ["ExplainContext", "Quantity", "render_explain"]

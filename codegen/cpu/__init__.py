@@ -1,0 +1,50 @@
+"""The CPU backend (`@njit` kernels). This package is the backend's entry: what
+symnet.backends asks of it.
+
+The scalar form is the context of codegen/cpu/scalar.py rendered into
+templates/cpu/module.py.jinja. The loop form is a kernel file shared by every network of the
+same kinds of layers, with its KernelInfo, and a module that describes one network to it as
+tables (codegen/cpu/kernels.py), among them the schedule of the backward pass (a
+symnet.checkpoint Plan, as tables by codegen/cpu/checkpoint.py). The settings fixed at code
+generation (which products run through `_gemm`) are in codegen/cpu/config.py, the context
+both forms' modules share in codegen/cpu/context.py. `symnet explain`'s kernel is a scalar
+Program with its chain factors, in float64 (codegen/cpu/explain.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..writer import render
+from .checkpoint import plan_summary
+from .explain import render_explain
+from .kernels import (
+    kernel_source,
+    load_info,
+    matrix_products,
+    network_plan,
+    render_module,
+    save_info,
+)
+from .scalar import cpu_scalar_context
+
+if TYPE_CHECKING:
+    from symnet.schedule import Schedule
+    from symnet.spec import Spec
+
+
+def render_scalar(spec: Spec, schedule: Schedule, *, version: str, spec_file: str,
+                  config=None) -> str:
+    """The unrolled (scalar) form's module (`config` is a GPU backend's; unused here)."""
+    return render("cpu/module.py.jinja", cpu_scalar_context(spec, schedule, version=version,
+                                                            spec_file=spec_file))
+
+
+def loop_form(spec: Spec) -> str:
+    """The loop form's kernels in a few words, for `symnet compile`'s summary."""
+    gemm, dot = matrix_products(spec)
+    return f"matrix products: {gemm} by _gemm, {dot} by np.dot"
+
+
+__all__ = ["kernel_source", "load_info", "loop_form", "network_plan", "plan_summary",
+           "render_explain", "render_module", "render_scalar", "save_info"]

@@ -1,0 +1,27 @@
+"""The CPU module's context: what both of its forms (codegen/cpu/scalar.py, the scalar form;
+codegen/cpu/kernels.py, the loop form's module) add to every target's ModuleContext."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..context import FASTMATH32, ModuleContext
+
+
+@dataclass(frozen=True, kw_only=True)
+class CpuModuleContext(ModuleContext):
+    """What the CPU module needs besides every target's fields (templates/cpu/module.py.jinja)."""
+
+    # the scalar form loops over samples innermost: X is passed features-by-samples (1)
+    samples_axis: int  # the axis of X (and T) that the kernels take samples along
+    fastmath32: str  # the float32 kernels' fastmath flags (templates/cpu/fastmath32.jinja)
+    uses_gemm: bool  # its kernel file has _gemm (codegen/cpu/config.py); False: np.dot only
+
+
+def cpu_module_fields(module: ModuleContext) -> dict:
+    """`module`'s fields and the CPU module's own, to build a CpuModuleContext's subclass."""
+    return {**module.own_fields(), "samples_axis": 1 if module.mode == "scalar" else 0,
+            "fastmath32": FASTMATH32, "uses_gemm": False}
+
+
+__all__ = ["CpuModuleContext", "cpu_module_fields"]

@@ -168,6 +168,10 @@ class OutputBlockContext(TemplateContext):
     out_jacobian: list[Line]  # d out_k / d net_j of the output block (forward mode), printed
     out_jacobian_rows: list[list[str]]  # per output k, d out_k / d net_j per net j, printed
     jacobian_net_loads: list[tuple[int, str]]  # (index, name) of the nets those lines read
+    out_hvp: list[Line]  # the loss, the deltas and their tangents R{delta} along R_net_o<k>
+    out_hvp_deltas: list[str]  # R{delta_k} per output net k, printed
+    hvp_net_loads: list[tuple[int, str]]  # (index, name) of the nets the out_hvp lines read
+    hvp_target_loads: list[tuple[int, str]]  # and of the targets
 
 
 @dataclass(frozen=True, kw_only=True)

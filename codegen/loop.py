@@ -38,6 +38,7 @@ class DecayCode:
 
     penalty: str  # lambda*w^2, added to the batch's loss once per weight
     grad: str  # its gradient, added to each weight's
+    second: str = ""  # the gradient's derivative (the CPU loop form's Hessian-vector product)
 
 
 def decay_code(program, printer: NumbaPrinter) -> DecayCode | None:
@@ -47,7 +48,8 @@ def decay_code(program, printer: NumbaPrinter) -> DecayCode | None:
     decay = program.decay
     if decay is None:
         return None
-    return DecayCode(printer.doprint(decay.term), printer.doprint(decay.grad))
+    return DecayCode(printer.doprint(decay.term), printer.doprint(decay.grad),
+                     printer.doprint(decay.second))
 
 
 def _block(steps, printer: NumbaPrinter) -> list[Line]:
@@ -70,6 +72,10 @@ def output_block_fields(program, printer: NumbaPrinter) -> dict:
         "out_jacobian": _block(out.jacobian.steps, printer),
         "out_jacobian_rows": [[printer.doprint(e) for e in row] for row in out.jacobian.results],
         "jacobian_net_loads": used_symbols(out.jacobian.steps, out.nets),
+        "out_hvp": _block(out.hvp.steps, printer),
+        "out_hvp_deltas": [printer.doprint(e) for e in out.hvp.results[1:]],
+        "hvp_net_loads": used_symbols(out.hvp.steps, out.nets),
+        "hvp_target_loads": used_symbols(out.hvp.steps, out.targets),
     }
 
 

@@ -97,6 +97,7 @@ class WeightDecay:
     reduction: str  # the loss's: where the scalar form adds the term (`per_sample`)
     term: sp.Expr  # lambda*w^2, for one weight w (the symbol W)
     grad: sp.Expr  # d term / dw
+    second: sp.Expr = sp.Integer(0)  # d grad / dw (the Hessian-vector product's diagonal term)
 
     def total(self, weights) -> sp.Expr:
         """The term summed over `weights`."""
@@ -131,7 +132,8 @@ def weight_decay(loss: Loss) -> WeightDecay | None:
     if not loss.weight_decay:
         return None
     term = DECAY_TERM.xreplace({LAM: sp.Float(loss.weight_decay)})
-    return WeightDecay(loss.weight_decay, loss.reduction, term, local_derivative(term, W))
+    grad = local_derivative(term, W)
+    return WeightDecay(loss.weight_decay, loss.reduction, term, grad, local_derivative(grad, W))
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .autodiff import differentiate
+from .autodiff import differentiate, local_derivative
 from .functions import x, y
 from .layers import LayerProgram, W, WeightDecay, layer_program, loss_sum, softmax_steps, unit_out
 from .program import Assign, LayerInfo, ParamEntry, Program
 from .schedule import cse_block, derived_block, eliminate_dead
 from .spec import Spec
-from .tangent import Derived, output_jacobian
+from .tangent import Derived, almost_everywhere, delta_tangents, output_jacobian
 
 Z = sp.Symbol("z", real=True)  # a pre-activation (net) in the emitted loops
 OUT = sp.Symbol("y", real=True)  # the unit's output
@@ -43,6 +43,9 @@ class LoopLayer:
     formula: str
     out: sp.Expr  # f(z); unused for the output layer (see OutputBlock)
     derivative: sp.Expr  # f'(z), in y where cheaper, else in z; unused for the output layer
+    # f''(z) = d f'/dz + d f'/dy * f' (f' read in z and y = f(z)), zero where f' has a kink:
+    # the Hessian-vector product's backward pass; unused for the output layer
+    second: sp.Expr = sp.Integer(0)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,10 @@ class OutputBlock:
     # d out_k / d net_j (forward mode over `forward`, symnet/tangent.py): the lines, then a
     # row per output of one expression per net (0 where it vanishes)
     jacobian: Derived | None = None
+    # R{delta_k}: the deltas' tangents along tangents R_net_o<k> of the nets (the Hessian of
+    # E in the nets times them; symnet/tangent.py), for the Hessian-vector product; results:
+    # E, then one expression per net
+    hvp: Derived | None = None
 
 
 @dataclass(frozen=True)
@@ -87,16 +94,26 @@ def loop_form(program: LayerProgram) -> LoopProgram:
             f = d = sp.Integer(0)  # only as the output layer, handled by the OutputBlock
         else:
             f, d = L.form.out, L.form.derivative
+        d = d.xreplace({x: Z, y: OUT})
         layers.append(LoopLayer(
             number=L.number, units=L.units, units_in=L.units_in, bias=L.bias,
             activation=L.described, formula=L.formula,
-            out=f.xreplace({x: Z}), derivative=d.xreplace({x: Z, y: OUT})))
+            out=f.xreplace({x: Z}), derivative=d, second=_second(d)))
     decay = program.decay
     text = program.loss_def.formula
     if decay is not None:
         text += f" (+ {decay.once_per_batch})"
     return LoopProgram(inputs=program.inputs, layers=tuple(layers), output=_output(program),
                        loss_formula=text, decay=decay)
+
+
+def _second(d: sp.Expr) -> sp.Expr:
+    """f'' from f' written in z and y = f(z): the total derivative d f'/dz + d f'/dy * f',
+    by the one rule (`local_derivative`), almost everywhere."""
+    if d == 0:
+        return sp.Integer(0)
+    total = local_derivative(d, Z) + local_derivative(d, OUT) * d
+    return almost_everywhere(total)
 
 
 def output_block(spec: Spec) -> OutputBlock:
@@ -139,4 +156,5 @@ def _output(program: LayerProgram) -> OutputBlock:
                                                set(outs)))),
         loss_steps=tuple(cse_block(eliminate_dead(list(scalar.forward), {E}))),
         grad_steps=tuple(cse_block(eliminate_dead(steps, {E, *deltas}))),
-        jacobian=derived_block(output_jacobian(scalar, nets)))
+        jacobian=derived_block(output_jacobian(scalar, nets)),
+        hvp=derived_block(delta_tangents(scalar, nets), keep=(E, *deltas)))

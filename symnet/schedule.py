@@ -80,9 +80,10 @@ def schedule(program: Program, cse: str = "store") -> Schedule:
                    hvp=derived_block(parameter_tangents(program)))
 
 
-def derived_block(derived: Derived) -> Derived:
-    """Dead lines dropped, then CSE (as `store` does)."""
-    wanted = set()
+def derived_block(derived: Derived, keep=()) -> Derived:
+    """Dead lines dropped (but those computing the results and `keep`), then CSE (as `store`
+    does)."""
+    wanted = set(keep)
     for r in derived.results:
         for e in (r if isinstance(r, tuple) else (r,)):
             wanted |= e.free_symbols

@@ -150,6 +150,21 @@ def output_jacobian(program: Program, leaves) -> Derived:
     return Derived(tuple(steps), rows)
 
 
+def delta_tangents(program: Program, leaves) -> Derived:
+    """The loop form's output block (a Program whose parameters are the output nets): the
+    tangents R{delta_k} of its deltas dE/dnet_k along tangents R_<net> of the nets, i.e. the
+    Hessian of the per-sample loss in the nets times them. `leaves`: the nets. Results: the
+    loss, then R{delta_k} per net (0 where it vanishes)."""
+    recorded = _recorded(program)
+    steps = list(program.forward + program.backward)
+    seeds = {n: _sym(f"R_{n.name}") for n in leaves}
+    new, tangent = tangent_steps(steps, seeds, lambda v: f"R_{v.name}", recorded,
+                                 what="R{{{}}}", skip=_shifts(program))
+    return Derived(tuple(steps + new),
+                   (program.loss, *(tangent.get(program.grads[n], sp.Integer(0))
+                                    for n in leaves)))
+
+
 def direction_symbols(program: Program) -> dict:
     """The direction V in the parameters: one symbol v_<name> per scalar parameter."""
     return {p.symbol: _sym(f"v_{p.symbol.name}") for p in program.params}
@@ -168,5 +183,5 @@ def parameter_tangents(program: Program) -> Derived:
     return Derived(tuple(steps + new), (program.loss, *grads))
 
 
-__all__ = ["Derived", "direction_symbols", "input_adjoints", "input_tangents",
+__all__ = ["Derived", "delta_tangents", "direction_symbols", "input_adjoints", "input_tangents",
            "output_jacobian", "parameter_tangents", "tangent_steps"]

@@ -1,5 +1,5 @@
 """The generated module's derivatives with respect to the inputs (`jacobian`, `input_grad`) and
-its Hessian-vector product (`hvp`, scalar form): against central finite differences of the
+its Hessian-vector product (`hvp`): against central finite differences of the
 NumPy reference (tests/_reference.py) or of the module's own gradient, in both forms and both
 dtypes, on the smallest nets that show each case (softmax, weight decay, a sum reduction, a
 kink: relu and mae)."""
@@ -105,9 +105,10 @@ def test_jacobian_and_input_grad_against_finite_differences(modules, name, mode)
     np.testing.assert_allclose(G, fd, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("mode", ["scalar", "loop"])
 @pytest.mark.parametrize("name", list(SPECS))
-def test_hvp_against_finite_differences_of_the_gradient(modules, name):
-    m = modules(name, "scalar")
+def test_hvp_against_finite_differences_of_the_gradient(modules, name, mode):
+    m = modules(name, mode)
     params, X, T = _problem(m, name)
     rng = np.random.default_rng(7)
     V = {k: rng.normal(size=v.shape) for k, v in params.items()}
@@ -135,29 +136,22 @@ def test_float32_derivatives_follow_float64(modules):
         np.testing.assert_allclose(J32, m64.jacobian(params, X), rtol=2e-4, atol=1e-5)
         np.testing.assert_allclose(m32.input_grad(p32, X, T)[1], m64.input_grad(params, X, T)[1],
                                    rtol=2e-4, atol=1e-5)
-    m32, m64 = modules(name, "scalar", "float32"), modules(name, "scalar")
-    params, X, T = _problem(m64, name)
-    V = {k: np.ones_like(v) for k, v in params.items()}
-    H32 = m32.hvp({k: v.astype(np.float32) for k, v in params.items()}, X, T, V)[1]
-    H64 = m64.hvp(params, X, T, V)[1]
-    for k in params:
-        np.testing.assert_allclose(H32[k], H64[k], rtol=2e-3, atol=1e-5)
+        V = {k: np.ones_like(v) for k, v in params.items()}
+        H32 = m32.hvp(p32, X, T, V)[1]
+        H64 = m64.hvp(params, X, T, V)[1]
+        for k in params:
+            assert H32[k].dtype == np.float32
+            np.testing.assert_allclose(H32[k], H64[k], rtol=2e-3, atol=1e-5)
 
 
-def test_arguments_are_checked(modules):
-    m = modules("tanh-bce", "scalar")
+@pytest.mark.parametrize("mode", ["scalar", "loop"])
+def test_arguments_are_checked(modules, mode):
+    m = modules("tanh-bce", mode)
     params, X, T = _problem(m, "tanh-bce")
     with pytest.raises(ValueError, match="V: missing 'b2'"):
         m.hvp(params, X, T, {k: v for k, v in params.items() if k != "b2"})
     with pytest.raises(ValueError, match="X"):
         m.jacobian(params, X[:, :2])
-
-
-def test_loop_form_says_hvp_is_scalar_only(modules):
-    m = modules("tanh-bce", "loop")
-    params, X, T = _problem(m, "tanh-bce")
-    with pytest.raises(NotImplementedError, match="scalar"):
-        m.hvp(params, X, T, params)
 
 
 def test_jacobian_lines_are_tangents_in_the_lecture_names():

@@ -448,8 +448,6 @@ def test_input_derivatives_and_hvp_match_torch_func(mode, tmp_path):
     (G,) = torch.autograd.grad(lossf(model(Xg), Tt), Xg)
     np.testing.assert_allclose(net.input_grad(params, X, T)[1], G.numpy(), rtol=1e-10,
                                atol=1e-12)
-    if mode == "loop":
-        return  # hvp: the scalar form only (test_input_derivatives.py)
     V = {k: rng.normal(size=v.shape) for k, v in params.items()}
     names = [n for n, _ in model.named_parameters()]
     theta = dict(zip(names, (p.detach() for p in model.parameters())))

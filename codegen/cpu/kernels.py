@@ -51,6 +51,7 @@ class ActivationKind:
     derivative: str  # f'(z) in y and/or z, printed
     uses_z: bool
     uses_y: bool
+    second: str = ""  # f''(z) in y and/or z, printed (the Hessian-vector product)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ def _kinds(program, printer) -> tuple[tuple[ActivationKind, ...], dict[str, int]
     for L in program.layers[:-1]:
         d = L.derivative
         kind = ActivationKind(L.activation, L.formula, printer.doprint(L.out),
-                              printer.doprint(d), Z in d.free_symbols, OUT in d.free_symbols)
+                              printer.doprint(d), Z in d.free_symbols, OUT in d.free_symbols,
+                              printer.doprint(L.second))
         key = (kind.out, kind.derivative)
         by_code.setdefault(key, kind)
         described[L.activation] = key

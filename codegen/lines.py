@@ -74,3 +74,27 @@ def kernel_lines(steps, schedule: Schedule, printer: NumbaPrinter) -> list[Line]
 
 
 __all__ = ["Line", "kernel_lines"]
+
+
+def derivative_fields(schedule: Schedule, printer: NumbaPrinter, direction_of, result_of) -> dict:
+    """The scalar form's jacobian, input_grad and hvp lines and results, as the CPU and the
+    CUDA scalar contexts both take them. `direction_of(entry)`: where the kernel reads
+    parameter `entry`'s element of the direction V; `result_of(entry)`: where it writes its
+    element of Hv."""
+    prog = schedule.program
+
+    def lines(block):
+        return [Line(a.lhs.name, printer.doprint(a.rhs), a.comment) for a in block.steps]
+
+    jac = schedule.jacobian
+    return {
+        "jacobian_lines": lines(jac),
+        "jacobian_results": [(k, d, printer.doprint(e)) for k, row in enumerate(jac.results)
+                             for d, e in enumerate(row)],
+        "input_grad_lines": lines(schedule.input_grad),
+        "input_grad_results": [printer.doprint(e) for e in schedule.input_grad.results[1:]],
+        "direction_loads": [Line("v_" + p.symbol.name, direction_of(p)) for p in prog.params],
+        "hvp_lines": lines(schedule.hvp),
+        "hvp_results": [(printer.doprint(r), "h_" + p.symbol.name, result_of(p))
+                        for p, r in zip(prog.params, schedule.hvp.results[1:])],
+    }

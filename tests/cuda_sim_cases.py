@@ -146,12 +146,33 @@ def _scalar_spec(name, **extra):
     return spec
 
 
+def _check_derivatives(cpu, gpu, X, T, tol):
+    """jacobian, input_grad and hvp (the scalar form's kernels) against the CPU module's, with
+    numpy inputs and with device inputs (jacobian and input_grad return device arrays then)."""
+    rng = np.random.default_rng(5)
+    p = {k: (v + 0.2 * rng.normal(size=v.shape)).astype(cpu.DTYPE)
+         for k, v in cpu.init_params().items()}
+    V = {k: rng.normal(size=v.shape).astype(cpu.DTYPE) for k, v in p.items()}
+    _close(gpu.jacobian(p, X), cpu.jacobian(p, X), tol)
+    _close(gpu.jacobian(p, cuda.to_device(X)).copy_to_host(), cpu.jacobian(p, X), tol)
+    (e_gpu, g_gpu), (e_cpu, g_cpu) = gpu.input_grad(p, X, T), cpu.input_grad(p, X, T)
+    _close(e_gpu, e_cpu, tol)
+    _close(g_gpu, g_cpu, tol)
+    e_dev, g_dev = gpu.input_grad(p, cuda.to_device(X), cuda.to_device(T))
+    _close(g_dev.copy_to_host(), g_cpu, tol)
+    (e_gpu, h_gpu), (e_cpu, h_cpu) = gpu.hvp(p, X, T, V), cpu.hvp(p, X, T, V)
+    _close(e_gpu, e_cpu, tol)
+    _params_close(h_gpu, h_cpu, tol)
+
+
 def test_scalar_adam_weight_decay_float64(tmp_path):
     """erf, expm1 and the fused bce; the sum reduction's weight decay (on the first sample of
-    each batch: the minibatches must number their samples as the CPU does); Adam; step decay."""
+    each batch: the minibatches must number their samples as the CPU does); Adam; step decay;
+    the input derivatives and the Hessian-vector product."""
     cpu, gpu = _pair(_scalar_spec("sc64"), tmp_path)
     X, T = _data(cpu)
     _check_all(cpu, gpu, X, T, tol=1e-10)
+    _check_derivatives(cpu, gpu, X, T, tol=1e-10)
 
 
 def test_scalar_momentum_float32(tmp_path):
@@ -164,6 +185,7 @@ def test_scalar_momentum_float32(tmp_path):
     X, T = _data(cpu)
     pc, pg = _check_all(cpu, gpu, X, T, tol=2e-4)
     assert pg["W1"].dtype == np.float32
+    _check_derivatives(cpu, gpu, X, T, tol=2e-4)
 
 
 def test_scalar_recompute(tmp_path):

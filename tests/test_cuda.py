@@ -86,6 +86,11 @@ def _lower_for_cuda(module, monkeypatch):
         "_grad_kernel": (A2, A2, A2, I1, types.int64, types.int64, types.boolean, A2, I1, F,
                          L1, types.int64, types.boolean) + (A2,) * len(module._SCRATCH_UNITS),
     }
+    if hasattr(module, "_jacobian_kernel"):  # the scalar form's input derivatives and hvp
+        A3 = types.Array(F, 3, "C")
+        sigs["_jacobian_kernel"] = (A1, A2, A3)
+        sigs["_input_grad_kernel"] = (A1, A2, A2, F, A2, A1)
+        sigs["_hvp_kernel"] = (A1, A1, A2, A2, A2)
     if hasattr(module, "_reduce_update"):
         sigs["_reduce_update"] = (A2, types.int64, A2, I1, F, types.int64, L1, types.int64,
                                   types.boolean)

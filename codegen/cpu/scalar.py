@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from symnet.spec import Spec
 
 from ..context import module_context
-from ..lines import Line, kernel_lines
+from ..lines import Line, derivative_fields, kernel_lines
 from .context import CpuModuleContext, cpu_module_fields
 
 if TYPE_CHECKING:  # the scalar form's stages need sympy: imported where they run
@@ -85,27 +85,13 @@ def cpu_scalar_context(spec: Spec, schedule: Schedule, *, version: str,
 
 
 def _derivatives(schedule: Schedule, printer: NumbaPrinter, by_name) -> dict:
-    """The jacobian, input_grad and hvp kernels' lines and results (CpuScalarContext)."""
-    prog = schedule.program
+    """The jacobian, input_grad and hvp kernels' lines and results (CpuScalarContext): V's
+    elements read from the V<array> arguments, Hv's written into the d<array> ones."""
+    def result_of(p):
+        a = by_name[p.array]
+        return _index(p, by_name).replace(a.arg + "[", a.grad + "[", 1)
 
-    def lines(block):
-        return [Line(a.lhs.name, printer.doprint(a.rhs), a.comment) for a in block.steps]
-
-    jac = schedule.jacobian
-    v_loads = [Line("v_" + p.symbol.name, "V" + _index(p, by_name)) for p in prog.params]
-    hvp = [(printer.doprint(r), "h_" + p.symbol.name, _index(p, by_name).replace(
-        by_name[p.array].arg + "[", by_name[p.array].grad + "[", 1))
-        for p, r in zip(prog.params, schedule.hvp.results[1:])]
-    return {
-        "jacobian_lines": lines(jac),
-        "jacobian_results": [(k, d, printer.doprint(e)) for k, row in enumerate(jac.results)
-                             for d, e in enumerate(row)],
-        "input_grad_lines": lines(schedule.input_grad),
-        "input_grad_results": [printer.doprint(e) for e in schedule.input_grad.results[1:]],
-        "direction_loads": v_loads,
-        "hvp_lines": lines(schedule.hvp),
-        "hvp_results": hvp,
-    }
+    return derivative_fields(schedule, printer, lambda p: "V" + _index(p, by_name), result_of)
 
 
 __all__ = ["CpuScalarContext", "cpu_scalar_context"]

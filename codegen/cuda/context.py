@@ -18,7 +18,7 @@ from symnet.schedule import Counts, Schedule
 from symnet.spec import Spec
 
 from ..context import ModuleContext, OutputBlockContext, array_args, module_context
-from ..lines import _X, Line, kernel_lines
+from ..lines import _X, Line, derivative_fields, kernel_lines
 from ..loop import DecayCode, LoopLayerCode, decay_code, output_block_fields
 from .config import CudaConfig
 from .printer import CudaPrinter
@@ -141,6 +141,14 @@ class CudaScalarContext(CudaModuleContext):
     grad_lines: list[Line]  # the backward pass, printed
     counts: Counts  # operations per sample and stored temporaries (sympy.count_ops)
     weight_decay: None  # the loop form's weight decay: the scalar form's lines have theirs
+    # the input derivatives and the Hessian-vector product (symnet/tangent.py), printed
+    jacobian_lines: list[Line]
+    jacobian_results: list[tuple[int, int, str]]  # (output k, input d, d out_k / d i_d)
+    input_grad_lines: list[Line]
+    input_grad_results: list[str]  # dE/di_d per input d
+    direction_loads: list[Line]  # v_w1 = V[0]: the direction, flat as theta
+    hvp_lines: list[Line]
+    hvp_results: list[tuple[str, str, int]]  # (per-sample R{dE/dp}, accumulator, index)
 
 
 def cuda_scalar_context(spec: Spec, schedule: Schedule, *, version: str, spec_file: str,
@@ -178,6 +186,7 @@ def cuda_scalar_context(spec: Spec, schedule: Schedule, *, version: str, spec_fi
         grad_lines=kernel_lines(schedule.grad, schedule, printer),
         counts=schedule.counts,
         weight_decay=None,
+        **derivative_fields(schedule, printer, lambda p: f"V[{flat_index(p)}]", flat_index),
     )
 
 

@@ -341,7 +341,8 @@ def test_simulated_cases_on_the_real_gpu(tmp_path):
     """Every case of tests/cuda_sim_cases.py (tiny launch settings: several blocks, grid-stride
     loops, padded tiles) on the real GPU instead of the simulator."""
     _gpu_or_skip()
-    env = {**os.environ, "SYMNET_CUDA_CASES": "gpu", "PYTHONPATH": str(ROOT)}
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "SYMNET_CUDA_CASES": "gpu", "PYTHONPATH": path}
     env.pop("NUMBA_ENABLE_CUDASIM", None)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",

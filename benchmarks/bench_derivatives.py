@@ -12,7 +12,7 @@ contender's result agrees with symnet's (rtol 1e-6 in float64, 1e-3 in float32):
 
 Workloads (tanh hidden layers, as a physics-informed net has them):
 
-- small: 2-16-16-1 tanh, mse, batch 1,024, the scalar form;
+- small: 2-12-12-1 tanh, mse, batch 1,024, the scalar form;
 - poisson: 2-64-64-64-1 tanh, mse, batch 4,096 (issue 16's 2D Poisson net), the loop form.
 
 Each contender is called once before timing (JAX traces and compiles, Numba compiles), then
@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 WORKLOADS = {
-    "small": {"layers": [16, 16], "inputs": 2, "batch": 1024, "mode": "scalar"},
+    "small": {"layers": [12, 12], "inputs": 2, "batch": 1024, "mode": "scalar"},
     "poisson": {"layers": [64, 64, 64], "inputs": 2, "batch": 4096, "mode": "loop"},
 }
 

@@ -142,12 +142,12 @@ class CudaScalarContext(CudaModuleContext):
     counts: Counts  # operations per sample and stored temporaries (sympy.count_ops)
     weight_decay: None  # the loop form's weight decay: the scalar form's lines have theirs
     # the input derivatives and the Hessian-vector product (symnet/tangent.py), printed
-    jacobian_lines: list[Line]
+    jacobian_lines: list[Line]  # the forward pass and its tangents along each input
     jacobian_results: list[tuple[int, int, str]]  # (output k, input d, d out_k / d i_d)
-    input_grad_lines: list[Line]
+    input_grad_lines: list[Line]  # forward, backward, then dE/di per input
     input_grad_results: list[str]  # dE/di_d per input d
     direction_loads: list[Line]  # v_w1 = V[0]: the direction, flat as theta
-    hvp_lines: list[Line]
+    hvp_lines: list[Line]  # forward, backward, then their R{} tangents along V
     hvp_results: list[tuple[str, str, int]]  # (per-sample R{dE/dp}, accumulator, index)
 
 

@@ -283,6 +283,8 @@ def _check_argument_errors(cpu, gpu):
     bad = [
         lambda m: m.forward([1, 2], X),
         lambda m: m.forward({k: v for k, v in p.items() if k != "b1"}, X),
+        lambda m: m.forward({**p, "W9": p["W1"]}, X),  # an unexpected key
+        lambda m: m.loss({**p, "b1": p["b1"] + 1j}, X, T),  # not real numbers
         lambda m: m.loss(p, X[:, :1], T),
         lambda m: m.grad(p, X, T[:3]),
         lambda m: m.train_step({**p, "W1": p["W1"].astype(np.float32)}, X, T),

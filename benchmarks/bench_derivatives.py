@@ -49,7 +49,8 @@ def _spec(name, w, dtype):
     layers = [{"units": u, "activation": "tanh"} for u in w["layers"]]
     return {"name": f"bench_der_{name}_{dtype}", "network": {
         "inputs": w["inputs"], "layers": layers + [{"units": 1, "activation": "linear"}]},
-        "loss": {"kind": "mse"}, "codegen": {"mode": w["mode"], "dtype": dtype}}
+        "loss": {"kind": "mse"},
+        "codegen": {"mode": w["mode"], "dtype": dtype, "derivatives": True}}
 
 
 def _timed(f, repeats, calls):

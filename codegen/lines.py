@@ -82,12 +82,17 @@ def derivative_fields(schedule: Schedule, printer: NumbaPrinter, direction_of, r
     parameter `entry`'s element of the direction V; `result_of(entry)`: where it writes its
     element of Hv."""
     prog = schedule.program
+    if schedule.jacobian is None:  # [codegen] derivatives = false: the stubs say how
+        return {"derivatives": False, "jacobian_lines": [], "jacobian_results": [],
+                "input_grad_lines": [], "input_grad_results": [], "direction_loads": [],
+                "hvp_lines": [], "hvp_results": []}
 
     def lines(block):
         return [Line(a.lhs.name, printer.doprint(a.rhs), a.comment) for a in block.steps]
 
     jac = schedule.jacobian
     return {
+        "derivatives": True,
         "jacobian_lines": lines(jac),
         "jacobian_results": [(k, d, printer.doprint(e)) for k, row in enumerate(jac.results)
                              for d, e in enumerate(row)],

@@ -174,7 +174,7 @@ def build(spec, strategy: str | None = None, dtype: str | None = None,
 
     check_size(spec)
     program = differentiate(lower(spec))
-    sched = schedule(program, spec.codegen.strategy)
+    sched = schedule(program, spec.codegen.strategy, spec.codegen.derivatives)
     return Compiled(spec, program, sched, backend.render_scalar(
         spec, sched, version=__version__, spec_file=spec_file, config=cuda_config),
         "scalar", target)

@@ -65,16 +65,19 @@ class Schedule:
     hvp: Derived | None = None
 
 
-def schedule(program: Program, cse: str = "store") -> Schedule:
+def schedule(program: Program, cse: str = "store", derivatives: bool = False) -> Schedule:
     """The program as straight-line blocks, by the scalar form's CSE choice `cse` (the spec's
-    strategy): "store" shares every subexpression, "recompute" inlines everything. The input
-    derivatives and the Hessian-vector product are scheduled as "store" schedules."""
+    strategy): "store" shares every subexpression, "recompute" inlines everything. With
+    `derivatives` ([codegen] derivatives), also the input derivatives and the Hessian-vector
+    product, scheduled as "store" schedules."""
     if cse == "store":
         scheduled = _store(program)
     elif cse == "recompute":
         scheduled = _inline_all(program)
     else:
         raise SymnetError(f"unknown strategy {cse!r} (expected store or recompute)")
+    if not derivatives:
+        return scheduled
     return replace(scheduled, jacobian=derived_block(input_tangents(program)),
                    input_grad=derived_block(input_adjoints(program)),
                    hvp=derived_block(parameter_tangents(program)))

@@ -124,6 +124,9 @@ class Codegen:
     strategy: str = "store"
     mode: str = "auto"  # "scalar" (unrolled), "loop" (per-layer loops and np.dot) or "auto"
     targets: tuple[str, ...] = ("cpu",)  # the modules `symnet compile` writes
+    # the scalar form's jacobian, input_grad and hvp kernels (symnet/tangent.py): derived only
+    # when asked, as they cost sympy time at every build (the loop form always has them)
+    derivatives: bool = False
 
 
 @dataclass(frozen=True)
@@ -466,11 +469,16 @@ def _positive_at_most_one(v: _Validator, value, key: str) -> float:
 
 
 def _codegen(v: _Validator, raw) -> Codegen:
-    t = v.table(raw, "codegen", optional=("dtype", "strategy", "mode", "targets"))
+    t = v.table(raw, "codegen",
+                optional=("dtype", "strategy", "mode", "targets", "derivatives"))
+    derivatives = t.get("derivatives", False)
+    if not isinstance(derivatives, bool):
+        v.fail("codegen.derivatives", "true or false", derivatives)
     return Codegen(dtype=v.choice(t.get("dtype", "float64"), "codegen.dtype", DTYPES),
                    strategy=_strategy(v, t.get("strategy", "store")),
                    mode=v.choice(t.get("mode", "auto"), "codegen.mode", MODES),
-                   targets=_targets(v, t.get("targets", ["cpu"])))
+                   targets=_targets(v, t.get("targets", ["cpu"])),
+                   derivatives=derivatives)
 
 
 def _targets(v: _Validator, raw) -> tuple[str, ...]:

@@ -140,7 +140,7 @@ def _scalar_spec(name, **extra):
         "training": {"optimizer": "adam", "learning_rate": 0.02, "update": ["weights", "biases"],
                      "lr_decay": {"kind": "step", "every": 2, "factor": 0.5}},
         "init": {"seed": 5},
-        "codegen": {"mode": "scalar"},
+        "codegen": {"mode": "scalar", "derivatives": True},
     }
     spec.update(extra)
     return spec
@@ -180,7 +180,7 @@ def test_scalar_momentum_float32(tmp_path):
                                           "momentum": 0.9, "nesterov": True,
                                           "lr_decay": {"kind": "exponential", "rate": 0.9}})
     spec["loss"] = {"kind": "mse"}
-    spec["codegen"] = {"mode": "scalar", "dtype": "float32"}
+    spec["codegen"] = {"mode": "scalar", "dtype": "float32", "derivatives": True}
     cpu, gpu = _pair(spec, tmp_path, config=THREADWISE)
     X, T = _data(cpu)
     pc, pg = _check_all(cpu, gpu, X, T, tol=2e-4)

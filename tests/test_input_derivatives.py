@@ -36,7 +36,7 @@ SPECS = {
 
 def _full(name: str, mode: str, dtype: str = "float64") -> dict:
     return {"name": f"der_{name.replace('-', '_')}_{mode}_{dtype}", **SPECS[name],
-            "codegen": {"mode": mode, "dtype": dtype}}
+            "codegen": {"mode": mode, "dtype": dtype, "derivatives": True}}
 
 
 @pytest.fixture(scope="module")
@@ -154,8 +154,30 @@ def test_arguments_are_checked(modules, mode):
         m.jacobian(params, X[:, :2])
 
 
+def test_scalar_form_derives_them_only_when_asked(tmp_path):
+    """[codegen] derivatives = false (the default): the scalar module says how to get them;
+    the loop form always has them."""
+    spec = {"name": "der_off", "network": {"inputs": 2, "layers": [
+        {"units": 2, "activation": "tanh"}, {"units": 1, "activation": "sigmoid"}]},
+        "loss": {"kind": "bce"}}
+    source = symnet.build(spec).source
+    assert "def _jacobian" not in source and "def _hvp" not in source
+    m = symnet.compile(spec, tmp_path)
+    X, T = np.zeros((1, 2)), np.zeros((1, 1))
+    for call in (lambda: m.jacobian(m.init_params(), X),
+                 lambda: m.input_grad(m.init_params(), X, T),
+                 lambda: m.hvp(m.init_params(), X, T, m.init_params())):
+        with pytest.raises(NotImplementedError, match=r"\[codegen\] derivatives = true"):
+            call()
+
+
 def test_jacobian_lines_are_tangents_in_the_lecture_names():
-    source = symnet.build(MAZUR).source
+    from dataclasses import replace
+
+    from symnet.spec import load_spec
+
+    spec = load_spec(MAZUR)
+    source = symnet.build(replace(spec, codegen=replace(spec.codegen, derivatives=True))).source
     body = source[source.index("def _jacobian"):source.index("def _input_grad")]
     assert "dout_o1_di1 = " in body and "dnet_h1_di1 = w1  # dnet_h1/di1 = dnet_h1/di1" in body
     hvp = source[source.index("def _hvp"):]

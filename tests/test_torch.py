@@ -433,7 +433,7 @@ def test_input_derivatives_and_hvp_match_torch_func(mode, tmp_path):
 
     spec = {"name": f"tf_{mode}", "network": {"inputs": 3, "layers": [
         {"units": 4, "activation": "tanh"}, {"units": 3, "activation": "softmax"}]},
-        "loss": {"kind": "cross_entropy"}, "codegen": {"mode": mode}}
+        "loss": {"kind": "cross_entropy"}, "codegen": {"mode": mode, "derivatives": True}}
     net = symnet.compile(spec, tmp_path)
     rng = np.random.default_rng(3)
     params = {k: v + 0.2 * rng.normal(size=v.shape) for k, v in net.init_params().items()}

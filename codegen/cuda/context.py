@@ -142,6 +142,7 @@ class CudaScalarContext(CudaModuleContext):
     counts: Counts  # operations per sample and stored temporaries (sympy.count_ops)
     weight_decay: None  # the loop form's weight decay: the scalar form's lines have theirs
     # the input derivatives and the Hessian-vector product (symnet/tangent.py), printed
+    derivatives: bool  # [codegen] derivatives: the kernels below are emitted (else stubs)
     jacobian_lines: list[Line]  # the forward pass and its tangents along each input
     jacobian_results: list[tuple[int, int, str]]  # (output k, input d, d out_k / d i_d)
     input_grad_lines: list[Line]  # forward, backward, then dE/di per input

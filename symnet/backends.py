@@ -84,6 +84,11 @@ class Backend:
         """The kernel file for the network's kinds of layers: (KernelInfo, its text)."""
         return self.module.kernel_source(spec, program, version=version)
 
+    def support_files(self, spec: Spec, version: str) -> tuple[tuple[str, str], ...]:
+        """The files the network's kernel file imports, as (module name, text), written
+        beside it (the CPU's gemm file, when some product runs through it)."""
+        return self.module.support_files(spec, version)
+
     def network_plan(self, spec: Spec, info) -> Plan:
         """The backward pass's schedule (the spec's strategy) for this network; ValueError
         for a byte budget that nothing fits."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__, backends
 from .errors import SpecError
-from .files import write_if_changed
+from .files import cache_folder, write_if_changed
 from .spec import TARGETS, Spec, check_module_name, load_spec, spec_from_dict
 from .strategy import parse_strategy
 
@@ -46,6 +46,7 @@ class Compiled:
     target: str = "cpu"  # "cuda": a numba.cuda module with the same API, <name>_cuda.py
     # files the module imports, written beside it: (module name, source); the CPU loop form's
     # kernel file, named by its text's hash and shared by every network of the same kinds
+    # (absent when it was there already), then the files it imports (the gemm file)
     kernels: tuple[tuple[str, str], ...] = ()
     kernel_info: Any = None  # the CPU loop form's KernelInfo (symnet.codegen.cpu.kernels)
     # where `kernels` go when not beside the module (an absolute path, recorded in the module
@@ -155,12 +156,13 @@ def build(spec, strategy: str | None = None, dtype: str | None = None,
             loop_program = lower_loop(spec)
             info, text = backend.kernel_source(spec, loop_program, version=__version__)
             kernels = ((info.name, text),)
+        kernels = (kernels or ()) + backend.support_files(spec, __version__)
         p = loop_plan(spec, info, target)
         summary = backend.plan_summary(spec, p) if spec.codegen.strategy != "store" else None
         source = backend.render_module(spec, info, p, version=__version__, spec_file=spec_file,
                                        checkpoint_summary=summary, kernel_dir=shared)
         return Compiled(spec, loop_program, None, source, "loop", target,
-                        kernels=kernels or (), kernel_info=info, kernel_dir=shared)
+                        kernels=kernels, kernel_info=info, kernel_dir=shared)
     if mode == "loop":
         from .loop import lower_loop
 
@@ -181,11 +183,8 @@ def build(spec, strategy: str | None = None, dtype: str | None = None,
 
 
 def default_out_dir() -> Path:
-    env = os.environ.get("SYMNET_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "symnet"
+    """Where modules compiled without an out_dir go (symnet.files.cache_folder)."""
+    return cache_folder()
 
 
 def module_path(spec: Spec, out_dir: str | os.PathLike, target: str = "cpu") -> Path:

@@ -7,6 +7,17 @@ import os
 from pathlib import Path
 
 
+def cache_folder() -> Path:
+    """symnet's cache folder: $SYMNET_CACHE_DIR, else $XDG_CACHE_HOME/symnet, else
+    ~/.cache/symnet (where modules compiled without an out_dir go, and the machine's
+    measurements of codegen/cpu/gemm.py when there is no shared kernel folder)."""
+    env = os.environ.get("SYMNET_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "symnet"
+
+
 def write_if_changed(path: Path, text: str) -> bool:
     """Write text to path atomically (temporary file, then rename); False if unchanged."""
     import tempfile  # here: `import symnet` need not pay for it (a few ms)

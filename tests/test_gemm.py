@@ -2,7 +2,9 @@
 which products the generator sends to it rather than to np.dot."""
 
 import importlib.util
+import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -176,15 +178,25 @@ def test_gemm_with_each_vector_width(dtype, vector_bytes, tmp_path, monkeypatch)
     _gemm, whatever this CPU has (LLVM splits 512-bit vectors on a CPU without them), so
     both paths are tested on every machine."""
     m = symnet.compile(_narrow(dtype), tmp_path)
-    # a fresh copy of the kernel file under another path (the module's own is shared and
-    # maybe compiled already, and Numba's cache is keyed by the file, not by _VECTOR_BYTES)
+    # fresh copies of the gemm file and of the kernel file that imports it, under other
+    # names (the module's own are shared and maybe compiled already, and Numba's cache is
+    # keyed by the file, not by _VECTOR_BYTES)
+    gemm = m._kernels._gemm_module
+    name = f"fresh_gemm_{dtype}_{vector_bytes}"
+    (tmp_path / f"{name}.py").write_text(Path(gemm.__file__).read_text("utf-8"), "utf-8")
     copy = tmp_path / f"fresh_kernels_{dtype}_{vector_bytes}.py"
-    copy.write_text(Path(m.KERNEL_FILE).read_text(encoding="utf-8"), encoding="utf-8")
+    copy.write_text(Path(m.KERNEL_FILE).read_text(encoding="utf-8").replace(
+        gemm.__name__, name), encoding="utf-8")
+    where = importlib.util.spec_from_file_location(name, tmp_path / f"{name}.py")
+    g = importlib.util.module_from_spec(where)
+    where.loader.exec_module(g)
+    g._VECTOR_BYTES = vector_bytes
+    g._TILE_ROWS = 8 if vector_bytes == 64 else 4  # as the file picks for that target
+    monkeypatch.setitem(sys.modules, name, g)  # what the kernel file's copy imports
     where = importlib.util.spec_from_file_location(copy.stem, copy)
     k = importlib.util.module_from_spec(where)
     where.loader.exec_module(k)
-    k._VECTOR_BYTES = vector_bytes
-    k._TILE_ROWS = 8 if vector_bytes == 64 else 4  # as the file picks for that target
+    assert k._gemm_module is g
     for n, kk, cols in SHAPES:
         rng = np.random.default_rng(n + kk + cols)
         A = rng.normal(size=(n, kk)).astype(m.DTYPE)
@@ -222,7 +234,7 @@ def test_the_vector_width_follows_numbas_target(module, monkeypatch):
     (say, haswell's on an AVX-512 machine), else the host's."""
     from numba.core import config
 
-    has = module._kernels._target_has_avx512
+    has = module._kernels._gemm_module._target_has_avx512
     monkeypatch.setattr(config, "CPU_FEATURES", "+avx,+avx2,+fma,+sse4.2")
     assert has() is False
     monkeypatch.setattr(config, "CPU_FEATURES", "+avx2, +fma, +avx512f, +avx512bw")
@@ -231,3 +243,100 @@ def test_the_vector_width_follows_numbas_target(module, monkeypatch):
     from llvmlite import binding as llvm
 
     assert has() == bool(llvm.get_host_cpu_features().get("avx512f", False))
+
+
+# ---------------------------------------------------------------------------------------------
+# which products run through _gemm on this machine (codegen/cpu/gemm.py, SYMNET_GEMM=measure)
+
+
+@pytest.fixture
+def measuring(tmp_path, monkeypatch):
+    """SYMNET_GEMM=measure with a calibration folder of the test's own; the choices of
+    earlier tests forgotten."""
+    from symnet.codegen.cpu import gemm
+
+    monkeypatch.setenv("SYMNET_GEMM", "measure")
+    monkeypatch.setenv("SYMNET_KERNEL_DIR", str(tmp_path))
+    gemm._flags.cache_clear()
+    yield gemm
+    gemm._flags.cache_clear()
+
+
+def _spec(dtype="float32", **codegen):
+    return symnet.compiler.as_spec(_narrow(dtype, codegen={"dtype": dtype, "mode": "loop",
+                                                           **codegen}))
+
+
+def test_the_measured_choice_follows_the_timings(measuring, tmp_path, monkeypatch):
+    """Per layer shape, _gemm where it took under GEMM_MARGIN of np.dot's time (forward and
+    backward apart); the timings are kept in the calibration folder, and a later process (a
+    cleared memo) reads them instead of measuring again."""
+    timed = []
+
+    def fake(module, dtype, units, units_in, first):
+        timed.append((units, units_in, first))
+        if units == 32:  # layer 1 (32 x 20): _gemm forward, np.dot backward
+            return [1.0, 2.0, 2.0, 1.0]
+        if units == 24:  # layer 2: a tie in both: BLAS
+            return [1.0, 1.0, 1.0, 1.0]
+        return [1.0, 1.5, 1.0, 1.5]  # layer 3: _gemm both ways
+
+    monkeypatch.setattr(measuring, "_time_layer", fake)
+    spec = _spec()
+    assert measuring.gemm_flags(spec) == ((True, False), (False, False), (True, True))
+    assert sorted(timed) == [(16, 24, False), (24, 32, False), (32, 20, True)]
+    data = json.loads((tmp_path / measuring.CALIBRATION_FILE).read_text("utf-8"))
+    (section,) = data
+    assert section.startswith(measuring.gemm_source(symnet.__version__)[0])
+    assert data[section]["float32 256x20 -> 32 first"] == [1.0, 2.0, 2.0, 1.0]
+    measuring._flags.cache_clear()
+    monkeypatch.setattr(measuring, "_time_layer", None)  # not called again
+    assert measuring.gemm_flags(spec)[0] == (True, False)
+    # another dtype is another measurement
+    monkeypatch.setattr(measuring, "_time_layer", fake)
+    timed.clear()
+    measuring.gemm_flags(_spec("float64"))
+    assert len(timed) == 3
+
+
+def test_wide_layers_and_cpus_without_vector_units_are_not_measured(measuring, tmp_path,
+                                                                    monkeypatch):
+    """A layer wider than GEMM_MAX keeps np.dot unmeasured; a target without AVX2 and FMA
+    (NUMBA_CPU_FEATURES, as Numba reads it) never uses _gemm and measures nothing."""
+    monkeypatch.setattr(measuring, "_time_layer", lambda *a: [1.0, 2.0, 1.0, 2.0])
+    wide = symnet.compiler.as_spec({
+        "name": "wide", "network": {"inputs": 8, "layers": [
+            {"units": GEMM_MAX + 1, "activation": "tanh"}, {"units": 8, "activation": "tanh"},
+            {"units": 2, "activation": "linear"}]},
+        "loss": {"kind": "mse"}, "codegen": {"mode": "loop"}})
+    assert measuring.gemm_flags(wide) == ((False, False), (False, False), (True, True))
+    monkeypatch.setenv("NUMBA_CPU_NAME", "x86-64")
+    monkeypatch.setenv("NUMBA_CPU_FEATURES", "+64bit,+sse,+sse2,+avx,-avx2,-fma")
+    assert measuring.gemm_flags(wide) == ((False, False),) * 3
+    monkeypatch.setenv("NUMBA_CPU_FEATURES", "+64bit,+avx,+avx2,+fma")  # haswell-like
+    assert measuring.gemm_flags(wide)[2] == (True, True)
+
+
+def test_the_gemm_policy_is_checked(monkeypatch):
+    from symnet.codegen.cpu import gemm
+
+    monkeypatch.setenv("SYMNET_GEMM", "never")
+    assert gemm.gemm_flags(_spec()) == ((False, False),) * 3
+    monkeypatch.setenv("SYMNET_GEMM", "fastest")
+    with pytest.raises(ValueError, match="SYMNET_GEMM: expected one of measure, bounds, never"):
+        gemm.gemm_flags(_spec())
+
+
+def test_measuring_for_real_and_the_module_built_from_it(measuring, tmp_path):
+    """The real timing loop on this machine: four positive times per shape; a module compiled
+    from whatever it chose trains to the same gradient as the NumPy reference."""
+    times = measuring.measured("float64", [(8, 8, False)], tmp_path,
+                               measuring.target_cpu())[(8, 8, False)]
+    assert len(times) == 4 and all(0 < t < 1e-2 for t in times)
+    spec = _narrow("float64")
+    m = symnet.compile(spec, tmp_path / "out")
+    flags = measuring.gemm_flags(symnet.compiler.as_spec(spec))
+    k = m._kernels
+    assert [tuple(bool(v) for v in row) for row in
+            m._LAYOUT[1:, [k.GEMM_FORWARD, k.GEMM_BACKWARD]]] == list(flags)
+    _check_gradient(m, spec, np.random.default_rng(4), batch=9)

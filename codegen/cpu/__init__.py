@@ -5,10 +5,11 @@ The scalar form is the context of codegen/cpu/scalar.py rendered into
 templates/cpu/module.py.jinja. The loop form is a kernel file shared by every network of the
 same kinds of layers, with its KernelInfo, and a module that describes one network to it as
 tables (codegen/cpu/kernels.py), among them the schedule of the backward pass (a
-symnet.checkpoint Plan, as tables by codegen/cpu/checkpoint.py). The settings fixed at code
-generation (which products run through `_gemm`) are in codegen/cpu/config.py, the context
-both forms' modules share in codegen/cpu/context.py. `symnet explain`'s kernel is a scalar
-Program with its chain factors, in float64 (codegen/cpu/explain.py).
+symnet.checkpoint Plan, as tables by codegen/cpu/checkpoint.py). Which matrix products run
+through `_gemm` is measured on the machine (codegen/cpu/gemm.py, within the bounds of
+codegen/cpu/config.py); the context both forms' modules share is in codegen/cpu/context.py.
+`symnet explain`'s kernel is a scalar Program with its chain factors, in float64
+(codegen/cpu/explain.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .kernels import (
     network_plan,
     render_module,
     save_info,
+    support_files,
 )
 from .scalar import cpu_scalar_context
 
@@ -47,4 +49,4 @@ def loop_form(spec: Spec) -> str:
 
 
 __all__ = ["kernel_source", "load_info", "loop_form", "network_plan", "plan_summary",
-           "render_explain", "render_module", "render_scalar", "save_info"]
+           "render_explain", "render_module", "render_scalar", "save_info", "support_files"]

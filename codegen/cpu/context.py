@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..context import FASTMATH32, ModuleContext
+from ..context import FASTMATH32, ModuleContext, TemplateContext
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -18,10 +18,19 @@ class CpuModuleContext(ModuleContext):
     uses_gemm: bool  # its kernel file has _gemm (codegen/cpu/config.py); False: np.dot only
 
 
+@dataclass(frozen=True, kw_only=True)
+class GemmFileContext(TemplateContext):
+    """The gemm file's (templates/cpu/gemm.py.jinja; codegen/cpu/gemm.py)."""
+
+    version: str  # symnet's, in the header
+    njit: str  # the @njit options (the same for both dtypes: _gemm is written in vector IR)
+    gemm_max: int  # no side of a weight matrix that _gemm multiplies is over this
+
+
 def cpu_module_fields(module: ModuleContext) -> dict:
     """`module`'s fields and the CPU module's own, to build a CpuModuleContext's subclass."""
     return {**module.own_fields(), "samples_axis": 1 if module.mode == "scalar" else 0,
             "fastmath32": FASTMATH32, "uses_gemm": False}
 
 
-__all__ = ["CpuModuleContext", "cpu_module_fields"]
+__all__ = ["CpuModuleContext", "GemmFileContext", "cpu_module_fields"]

@@ -32,8 +32,8 @@ from ..lines import _X
 from ..loop import DecayCode, decay_code, output_block_fields, used_symbols
 from ..writer import generator_sha256, render
 from .checkpoint import PlanSummary, plan_rows
-from .config import GEMM_MAX, use_gemm
 from .context import CpuModuleContext, cpu_module_fields
+from .gemm import gemm_flags, gemm_source
 
 KERNEL_PREFIX = "symnet_kernels_"
 INFO_PREFIX = "symnet_kinds_"
@@ -133,8 +133,8 @@ class KernelFileContext(OutputBlockContext):
     n_outputs: int  # outputs per sample (the output block is printed per output unit)
     output_activation: str  # the output layer's activation, described
     kinds: tuple[ActivationKind, ...]  # the hidden layers' kinds: one branch each
-    uses_gemm: bool  # some product of the network runs through _gemm: the file has it
-    gemm_max: int  # no side of a weight matrix that _gemm multiplies is over this
+    uses_gemm: bool  # some product of the network runs through _gemm: the file imports it
+    gemm_module: str  # the gemm file's module name (codegen/cpu/gemm.py), "" without _gemm
     loss_name: str  # the per-sample loss's name in the output block
     net_loads: NetLoads  # per block of the output's lines: the nets it reads
     weight_decay: DecayCode | None  # lambda*w^2 and its gradient, printed; None: no decay
@@ -173,7 +173,7 @@ def kernel_file_context(spec: Spec, program, *,
         output_activation=program.layers[-1].activation,
         kinds=kinds,
         uses_gemm=uses_gemm(spec),
-        gemm_max=GEMM_MAX,
+        gemm_module=gemm_source(version)[0] if uses_gemm(spec) else "",
         **output_block_fields(program, called),
         loss_name=out.loss.name,
         net_loads=NetLoads(forward=used_symbols(out.forward, out.nets),
@@ -200,27 +200,25 @@ def kernel_source(spec: Spec, program, *, version: str) -> tuple[KernelInfo, str
 # KernelInfo on disk, keyed without sympy
 
 
-def _gemm_flags(spec: Spec, units: int, units_in: int) -> tuple[bool, bool]:
-    dtype = spec.codegen.dtype
-    return (use_gemm(units, units_in, units, dtype),
-            use_gemm(units, units_in, units_in, dtype))
-
-
 def matrix_products(spec: Spec) -> tuple[int, int]:
     """How many of the network's matrix products run through _gemm, and how many through
     np.dot: per layer its forward product and dE/dW, and delta<l-1> but for layer 1."""
-    w = widths(spec)
     flags = []
-    for i in range(1, len(w)):
-        forward, backward = _gemm_flags(spec, w[i], w[i - 1])
+    for i, (forward, backward) in enumerate(gemm_flags(spec), start=1):
         flags += [forward, backward] + ([backward] if i > 1 else [])
     return sum(flags), len(flags) - sum(flags)
 
 
 def uses_gemm(spec: Spec) -> bool:
-    """Whether some product of the network runs through _gemm (then the kernel file has it)."""
-    w = widths(spec)
-    return any(any(_gemm_flags(spec, w[i], w[i - 1])) for i in range(1, len(w)))
+    """Whether some product of the network runs through _gemm on this machine (then the
+    kernel file imports the gemm file)."""
+    return any(any(f) for f in gemm_flags(spec))
+
+
+def support_files(spec: Spec, version: str) -> tuple[tuple[str, str], ...]:
+    """The files the network's kernel file imports, as (module name, text): the gemm file
+    when some product runs through _gemm."""
+    return (gemm_source(version),) if uses_gemm(spec) else ()
 
 
 def kinds_key(spec: Spec, version: str) -> str:
@@ -379,11 +377,12 @@ def cpu_loop_context(spec: Spec, info: KernelInfo, p: Plan, *, version: str, spe
     layout = [TableRow((0,) * len(COLUMNS), "row 0 unused: layers count from 1")]
     docs = []
     units_in = spec.network.inputs
+    flags = gemm_flags(spec)
     for number, layer in enumerate(layers, start=1):
         last = number == depth
         desc = layer.activation.describe()
         kind = None if last else info.kind_of[desc]
-        g_f, g_b = _gemm_flags(spec, layer.units, units_in)
+        g_f, g_b = flags[number - 1]
         b_at = offsets[f"b{number}"][0] if layer.bias != "none" else -1
         layout.append(TableRow(
             (layer.units, units_in, offsets[f"W{number}"][0], b_at, BIAS_CODES[layer.bias],

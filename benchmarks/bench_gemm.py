@@ -1,14 +1,18 @@
 """The loop form's vector kernel `_gemm` against `np.dot` (BLAS through Numba), product by
-product, inside `@njit` as the kernels call them.
+product, inside `@njit` as the kernels call them; and what symnet measures on this machine to
+choose between them, layer shape by layer shape (codegen/cpu/gemm.py).
 
 Shapes (n x k by k x m): the deep-narrow step's three (forward 256x32 by 32x32, the weight
 gradient's delta.T @ a, 32x256 by 256x32, with A transposed, and the backward delta @ W),
 narrow ones with remainders, and the mnist-shaped network's wide ones, which stay on BLAS
 (GEMM_MAX in codegen/cpu/config.py). Each figure is the best of 7 blocks, in microseconds per
 product. BLAS uses the threads threadpoolctl allows (--threads, default 2, like
-bench_peers.py); `_gemm` is serial.
+bench_peers.py); `_gemm` is serial. --avx2 compiles for haswell (benchmarks/machine.py).
 
-    python benchmarks/bench_gemm.py [--threads N] [--dtype float32|float64]
+The second table is the calibration itself (`measured`, in a fresh folder): per layer shape
+at 256 rows, its forward product and its backward ones through each, and what symnet chooses.
+
+    python benchmarks/bench_gemm.py [--threads N] [--dtype float32|float64] [--avx2]
 """
 
 from __future__ import annotations
@@ -20,10 +24,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from machine import cpu_description, emulate_avx2  # noqa: E402
+
+if "--avx2" in sys.argv:  # before numpy loads its OpenBLAS
+    emulate_avx2()
+
+import numpy as np  # noqa: E402
 
 SHAPES = [  # (n, k, m, A transposed)
     (256, 32, 32, False), (32, 256, 32, True), (128, 16, 16, False),
@@ -31,25 +41,27 @@ SHAPES = [  # (n, k, m, A transposed)
     (512, 256, 256, False), (512, 784, 256, False), (256, 512, 784, True),
     (512, 256, 10, False), (256, 32, 1, False),
 ]
+LAYERS = [  # (units, units_in, first layer): deep-narrow's three, and other narrow ones
+    (32, 32, True), (32, 32, False), (1, 32, False), (16, 16, False), (48, 48, False),
+    (64, 64, False), (10, 64, False)]
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--avx2", action="store_true", help="compile for haswell (AVX2)")
     args = p.parse_args()
     from numba import njit
     from threadpoolctl import threadpool_limits
 
     import symnet
-    from symnet.codegen.cpu.config import use_gemm
+    from symnet.codegen.cpu import gemm as calibration
+    from symnet.codegen.cpu.config import GEMM_MAX
 
-    spec = {"name": "bench_gemm", "network": {"inputs": 32, "layers": [
-        {"units": 32, "activation": "tanh"}, {"units": 32, "activation": "linear"}]},
-        "loss": {"kind": "mse"}, "codegen": {"mode": "loop", "dtype": args.dtype}}
-    with tempfile.TemporaryDirectory() as d:
-        m = symnet.compile(spec, d)
-    gemm = m._gemm
+    folder = tempfile.mkdtemp(prefix="bench_gemm_")
+    g = calibration._import_gemm(Path(folder), *calibration.gemm_source(symnet.__version__))
+    gemm = g._gemm
 
     @njit
     def dot(A, B, C):
@@ -70,12 +82,12 @@ def main() -> int:
     z = np.zeros((2, 2), dtype=dt)
     dot(z, z, z.copy())  # loads SciPy's BLAS, so that threadpoolctl sees it
     rng = np.random.default_rng(0)
+    print(f"{cpu_description()}")
     print(f"{args.dtype}, BLAS threads {args.threads}, load {os.getloadavg()[0]:.2f}, "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}, "
-          f"vector bytes {m._VECTOR_BYTES}")
-    print("| product (n x k by k x m) | np.dot µs | _gemm µs | np.dot / _gemm | _gemm GFLOP/s "
-          "| the loop form uses |")
-    print("|---|---|---|---|---|---|")
+          f"vector bytes {g._VECTOR_BYTES}, tile {g._TILE_ROWS} x {g._TILE_VECTORS} vectors")
+    print("| product (n x k by k x m) | np.dot µs | _gemm µs | np.dot / _gemm | _gemm GFLOP/s |")
+    print("|---|---|---|---|---|")
     with threadpool_limits(args.threads):
         for n, k, mm, transposed in SHAPES:
             A = rng.normal(size=(k, n) if transposed else (n, k)).astype(dt)
@@ -85,12 +97,25 @@ def main() -> int:
             gemm(A, B, C)
             np.testing.assert_allclose(C, A.astype(np.float64) @ B, rtol=1e-3, atol=1e-3)
             t_dot, t_gemm = best(dot, A, B, C), best(gemm, A, B, C)
-            # which side is the layer's: the batch is n (k for the weight gradient)
-            units = (n, mm) if transposed else (k, mm)
-            chosen = "_gemm" if use_gemm(max(units), min(units), mm, args.dtype) else "np.dot"
             name = f"{n}x{k} by {k}x{mm}" + (" (A = delta.T)" if transposed else "")
             print(f"| {name} | {t_dot:.2f} | {t_gemm:.2f} | {t_dot / t_gemm:.2f} | "
-                  f"{2 * n * k * mm / t_gemm / 1e3:.0f} | {chosen} |")
+                  f"{2 * n * k * mm / t_gemm / 1e3:.0f} |")
+        print(f"\nsymnet's calibration ({calibration.ROWS} rows; _gemm where it takes under "
+              f"{calibration.GEMM_MARGIN:.0%} of np.dot's time; layers over {GEMM_MAX} wide are "
+              "not candidates)")
+        print("| layer (units x units_in) | forward: np.dot µs | _gemm µs | backward: np.dot µs "
+              "| _gemm µs | chosen (forward, backward) |")
+        print("|---|---|---|---|---|---|")
+        target = calibration.target_cpu()
+        times = calibration.measured(args.dtype, LAYERS, Path(folder), target)
+        vector = calibration.has_vector_units(target[1])
+        for shape in LAYERS:
+            g_f, d_f, g_b, d_b = (t * 1e6 for t in times[shape])
+            pick = [("_gemm" if vector and gt < calibration.GEMM_MARGIN * dt_ else "np.dot")
+                    for gt, dt_ in ((g_f, d_f), (g_b, d_b))]
+            name = f"{shape[0]} x {shape[1]}" + (" (first)" if shape[2] else "")
+            print(f"| {name} | {d_f:.2f} | {g_f:.2f} | {d_b:.2f} | {g_b:.2f} | "
+                  f"{pick[0]}, {pick[1]} |")
     return 0
 
 

@@ -53,10 +53,16 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from machine import cpu_description, emulate_avx2, emulating_avx2  # noqa: E402
+
+if "--avx2" in sys.argv:  # before numpy loads its OpenBLAS (argparse checks it again below)
+    emulate_avx2()
+
+import numpy as np  # noqa: E402
 
 THREADS = 2  # --threads; every contender gets the same number
 DTYPE = np.float32
@@ -393,16 +399,6 @@ class Jax:
 # the machine
 
 
-def cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def git_facts():
     """The commit benchmarked, and whether the compiler's files had uncommitted changes."""
     import subprocess
@@ -422,7 +418,8 @@ def machine_facts(torch, jax):
 
     facts = {
         **git_facts(),
-        "cpu": cpu_model(),
+        "cpu": cpu_description(),
+        "avx2_stand_in": emulating_avx2(),
         "cpus": os.cpu_count(),
         "loadavg": os.getloadavg(),
         "python": platform.python_version(),
@@ -445,7 +442,7 @@ def machine_facts(torch, jax):
 
 
 def print_facts(f):
-    print(f"machine: {f['cpu']}, {f['cpus']} CPUs, load average "
+    print(f"machine: {f['cpu']}, load average "
           + " ".join(f"{x:.2f}" for x in f["loadavg"]))
     print(f"  symnet at commit {f['commit']}"
           + (" with uncommitted changes to symnet/, codegen/ or templates/"
@@ -578,6 +575,8 @@ def main() -> int:
                         "(default 2)")
     p.add_argument("--no-torch-compile", action="store_true")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--avx2", action="store_true",
+                   help="compile and run every contender's AVX2 code (benchmarks/machine.py)")
     args = p.parse_args()
     if args.repeats is None:
         args.repeats = 3 if args.quick else 7

@@ -114,6 +114,18 @@ def gemm_flags(spec: Spec) -> tuple[tuple[bool, bool], ...]:
                   str(calibration_folder()), target_cpu())
 
 
+def may_use_gemm(spec: Spec) -> bool:
+    """Whether the network's kernel file imports the gemm file: under "measure", whether some
+    layer is a candidate on a target with AVX2 (whatever the timings chose, so that the next
+    network of a sweep, whose shapes are timed anew, shares the kernel file); else whether
+    some layer uses it."""
+    how = policy()
+    if how != "measure":
+        return any(any(f) for f in gemm_flags(spec))
+    return has_vector_units(target_cpu()[1]) and any(
+        max(units, units_in) <= GEMM_MAX for units, units_in, _ in layer_shapes(spec))
+
+
 @lru_cache(maxsize=256)
 def _flags(dtype, shapes, how, folder, target):
     if how == "never":

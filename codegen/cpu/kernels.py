@@ -33,7 +33,7 @@ from ..loop import DecayCode, decay_code, output_block_fields, used_symbols
 from ..writer import generator_sha256, render
 from .checkpoint import PlanSummary, plan_rows
 from .context import CpuModuleContext, cpu_module_fields
-from .gemm import gemm_flags, gemm_source
+from .gemm import gemm_flags, gemm_source, may_use_gemm
 
 KERNEL_PREFIX = "symnet_kernels_"
 INFO_PREFIX = "symnet_kinds_"
@@ -210,9 +210,9 @@ def matrix_products(spec: Spec) -> tuple[int, int]:
 
 
 def uses_gemm(spec: Spec) -> bool:
-    """Whether some product of the network runs through _gemm on this machine (then the
-    kernel file imports the gemm file)."""
-    return any(any(f) for f in gemm_flags(spec))
+    """Whether the kernel file imports the gemm file: some product of the network may run
+    through _gemm on this machine (codegen/cpu/gemm.py, `may_use_gemm`)."""
+    return may_use_gemm(spec)
 
 
 def support_files(spec: Spec, version: str) -> tuple[tuple[str, str], ...]:

@@ -342,7 +342,7 @@ def test_measuring_for_real_and_the_module_built_from_it(measuring, tmp_path):
     _check_gradient(m, spec, np.random.default_rng(4), batch=9)
 
 
-def test_the_kernel_file_does_not_depend_on_the_timings(measuring, monkeypatch):
+def test_the_kernel_file_does_not_depend_on_the_timings(measuring, tmp_path, monkeypatch):
     """Whatever the timings choose, a network with a candidate layer gets the same kernel file
     (it imports the gemm file): the next point of a sweep, whose new shapes are timed anew,
     reuses the compiled kernels; only the module's _LAYOUT differs."""
@@ -350,6 +350,7 @@ def test_the_kernel_file_does_not_depend_on_the_timings(measuring, monkeypatch):
     for times in ([1.0, 2.0, 1.0, 2.0], [2.0, 1.0, 2.0, 1.0]):  # _gemm faster; np.dot faster
         monkeypatch.setattr(measuring, "_time_layer", lambda *a, t=times: t)
         measuring._flags.cache_clear()
+        (tmp_path / measuring.CALIBRATION_FILE).unlink(missing_ok=True)  # measure again
         builds.append(symnet.build(_narrow("float64")))
     (kernel_a, text_a), (kernel_b, text_b) = builds[0].kernels[0], builds[1].kernels[0]
     assert kernel_a == kernel_b and "_gemm_file()" in text_a

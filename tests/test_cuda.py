@@ -88,9 +88,10 @@ def _lower_for_cuda(module, monkeypatch):
     }
     if hasattr(module, "_jacobian_kernel"):  # the scalar form's input derivatives and hvp
         A3 = types.Array(F, 3, "C")
-        sigs["_jacobian_kernel"] = (A1, A2, A3)
-        sigs["_input_grad_kernel"] = (A1, A2, A2, F, A2, A1)
-        sigs["_hvp_kernel"] = (A1, A1, A2, A2, A2)
+        scratch = (A2,) * len(module._SCRATCH_UNITS)
+        sigs["_jacobian_kernel"] = (A1, A2, A3) + scratch
+        sigs["_input_grad_kernel"] = (A1, A2, A2, F, A2, A2) + scratch
+        sigs["_hvp_kernel"] = (A1, A1, A2, A2, F, A2) + (A2,) * len(module._HVP_SCRATCH_UNITS)
     if hasattr(module, "_reduce_update"):
         sigs["_reduce_update"] = (A2, types.int64, A2, I1, F, types.int64, L1, types.int64,
                                   types.boolean)
@@ -125,7 +126,8 @@ def test_kernels_type_and_lower_for_the_cuda_target(case, tmp_path, monkeypatch)
         "codegen": {"mode": "loop"}}
     spec, dtype, config = {
         "scalar-one-kernel": (small, "float64", None),
-        "scalar32-two-kernels": (small, "float32", CudaConfig(fused_max=0)),
+        "scalar32-two-kernels": ({**small, "codegen": {"derivatives": True}}, "float32",
+                                 CudaConfig(fused_max=0)),
         "loop-softmax-decay": (wide, "float64", None),
         "loop32-two-kernels": (wide, "float32", CudaConfig(fused_max=0,
                                                             reduce_blockwise_max=0)),

@@ -86,7 +86,8 @@ def _lower_for_cuda(module, monkeypatch):
         "_grad_kernel": (A2, A2, A2, I1, types.int64, types.int64, types.boolean, A2, I1, F,
                          L1, types.int64, types.boolean) + (A2,) * len(module._SCRATCH_UNITS),
     }
-    if hasattr(module, "_jacobian_kernel"):  # the scalar form's input derivatives and hvp
+    if hasattr(module, "_jacobian_kernel"):  # the input derivatives and hvp (loop form, or
+        # scalar form with [codegen] derivatives)
         A3 = types.Array(F, 3, "C")
         scratch = (A2,) * len(module._SCRATCH_UNITS)
         sigs["_jacobian_kernel"] = (A1, A2, A3) + scratch
@@ -139,6 +140,9 @@ def test_kernels_type_and_lower_for_the_cuda_target(case, tmp_path, monkeypatch)
                                            compiled.module_name)
     kernels = _lower_for_cuda(module, monkeypatch)
     assert ("_reduce_update" in kernels) == (config is not None)
+    # every loop form has the input derivatives and hvp; the scalar form with derivatives
+    derivatives = {"_jacobian_kernel", "_input_grad_kernel", "_hvp_kernel"}
+    assert derivatives <= set(kernels) or case == "scalar-one-kernel"
 
 
 # -- the generated source -----------------------------------------------------------------------

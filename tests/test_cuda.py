@@ -320,7 +320,7 @@ def test_real_kernels_match_the_cpu_module(mode, dtype, tmp_path):
         {"units": 5, "activation": "tanh"}, {"units": 4, "activation": "relu"},
         {"units": 2, "activation": "sigmoid"}]}, "loss": {"kind": "bce"},
         "training": {"optimizer": "adam", "learning_rate": 0.01},
-        "codegen": {"mode": mode, "dtype": dtype}}
+        "codegen": {"mode": mode, "dtype": dtype, "derivatives": True}}
     cpu = symnet.compile(spec, tmp_path)
     gpu = symnet.compile(spec, tmp_path, target="cuda")
     rng = np.random.default_rng(0)
@@ -335,6 +335,16 @@ def test_real_kernels_match_the_cpu_module(mode, dtype, tmp_path):
     assert e_gpu == pytest.approx(e_cpu, rel=tol, abs=tol)
     for k in g_cpu:
         np.testing.assert_allclose(g_gpu[k], g_cpu[k], rtol=tol, atol=tol)
+    # jacobian, input_grad and hvp at the default launch settings
+    np.testing.assert_allclose(gpu.jacobian(p, X), cpu.jacobian(p, X), rtol=tol, atol=tol)
+    (e_gpu, x_gpu), (e_cpu, x_cpu) = gpu.input_grad(p, X, T), cpu.input_grad(p, X, T)
+    assert e_gpu == pytest.approx(e_cpu, rel=tol, abs=tol)
+    np.testing.assert_allclose(x_gpu, x_cpu, rtol=tol, atol=tol)
+    V = {k: rng.normal(size=v.shape).astype(cpu.DTYPE) for k, v in p.items()}
+    (e_gpu, h_gpu), (e_cpu, h_cpu) = gpu.hvp(p, X, T, V), cpu.hvp(p, X, T, V)
+    assert e_gpu == pytest.approx(e_cpu, rel=tol, abs=tol)
+    for k in h_cpu:
+        np.testing.assert_allclose(h_gpu[k], h_cpu[k], rtol=tol, atol=tol)
     pc, pg = cpu.init_params(), gpu.init_params()
     lc = cpu.fit(pc, X, T, 20, batch_size=1000, seed=1)
     lg = gpu.fit(pg, cuda.to_device(X), cuda.to_device(T), 20, batch_size=1000, seed=1)

@@ -28,6 +28,11 @@ class LoopLayerCode:
     uses_z: bool  # whether the derivative reads net (z)
     uses_y: bool  # whether it reads out (y)
     source: str  # the array this layer reads: X or out<l-1>
+    # f''(z) in y and/or z, printed (the CUDA loop form's Hessian-vector product); "" where
+    # it vanishes (relu, linear: no curvature term, no R{net} kept)
+    second: str = ""
+    second_uses_z: bool = False  # whether f'' reads net (z)
+    second_uses_y: bool = False  # whether it reads out (y)
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,7 @@ class DecayCode:
 
     penalty: str  # lambda*w^2, added to the batch's loss once per weight
     grad: str  # its gradient, added to each weight's
-    second: str = ""  # the gradient's derivative (the CPU loop form's Hessian-vector product)
+    second: str = ""  # the gradient's derivative (both loop forms' Hessian-vector product)
 
 
 def decay_code(program, printer: NumbaPrinter) -> DecayCode | None:

@@ -147,7 +147,7 @@ def _scalar_spec(name, **extra):
 
 
 def _check_derivatives(cpu, gpu, X, T, tol):
-    """jacobian, input_grad and hvp (the scalar form's kernels) against the CPU module's, with
+    """jacobian, input_grad and hvp (either form's kernels) against the CPU module's, with
     numpy inputs and with device inputs (jacobian and input_grad return device arrays then)."""
     rng = np.random.default_rng(5)
     p = {k: (v + 0.2 * rng.normal(size=v.shape)).astype(cpu.DTYPE)
@@ -217,17 +217,21 @@ def _loop_spec(name, **extra):
 
 def test_loop_softmax_weight_decay_adam(tmp_path):
     """The loop form: several hidden layers, a shared bias, softmax and cross-entropy, weight
-    decay once per batch, Adam; weights staged in shared memory."""
+    decay once per batch, Adam; weights staged in shared memory; the input derivatives and
+    the Hessian-vector product (tanh's f'', relu's none, the softmax block's R{delta})."""
     cpu, gpu = _pair(_loop_spec("lp64"), tmp_path)
     assert cpu.MODE == gpu.MODE == "loop"
-    _check_all(cpu, gpu, *_data(cpu, kind="onehot"), tol=1e-10)
+    X, T = _data(cpu, kind="onehot")
+    _check_all(cpu, gpu, X, T, tol=1e-10)
+    _check_derivatives(cpu, gpu, X, T, tol=1e-10)
     _check_device_inputs(cpu, gpu)
     _check_validation(cpu, gpu, *_data(cpu, kind="onehot"), tol=1e-10)
 
 
 def test_loop_blockwise_reduction_unstaged(tmp_path):
     """The other reduction kernel (one block per parameter) and weights read from global
-    memory, with SGD and no bias on the output layer."""
+    memory, with SGD and no bias on the output layer; the derivatives under the sum
+    reduction, through sigmoid's f''."""
     spec = _loop_spec("lpbw", training={"optimizer": "sgd", "learning_rate": 0.05,
                                         "momentum": 0.5})
     # a smaller net: the simulator runs one block per parameter and step
@@ -236,13 +240,17 @@ def test_loop_blockwise_reduction_unstaged(tmp_path):
         {"units": 2, "activation": "linear", "bias": "none"}]}
     spec["loss"] = {"kind": "sse", "reduction": "sum"}
     cpu, gpu = _pair(spec, tmp_path, config=BLOCKWISE)
-    _check_all(cpu, gpu, *_data(cpu), tol=1e-10, epochs=1)
+    X, T = _data(cpu)
+    _check_all(cpu, gpu, X, T, tol=1e-10, epochs=1)
+    _check_derivatives(cpu, gpu, X, T, tol=1e-10)
 
 
 def test_loop_float32(tmp_path):
     spec = _loop_spec("lp32", codegen={"mode": "loop", "dtype": "float32"})
     cpu, gpu = _pair(spec, tmp_path, config=THREADWISE)
-    _check_all(cpu, gpu, *_data(cpu, kind="onehot"), tol=2e-4)
+    X, T = _data(cpu, kind="onehot")
+    _check_all(cpu, gpu, X, T, tol=2e-4)
+    _check_derivatives(cpu, gpu, X, T, tol=2e-4)
 
 
 def _check_validation(cpu, gpu, X, T, tol):

@@ -86,11 +86,13 @@ def _lower_for_cuda(module, monkeypatch):
         "_grad_kernel": (A2, A2, A2, I1, types.int64, types.int64, types.boolean, A2, I1, F,
                          L1, types.int64, types.boolean) + (A2,) * len(module._SCRATCH_UNITS),
     }
-    if hasattr(module, "_jacobian_kernel"):  # the scalar form's input derivatives and hvp
+    if hasattr(module, "_jacobian_kernel"):  # the input derivatives and hvp (loop form, or
+        # scalar form with [codegen] derivatives)
         A3 = types.Array(F, 3, "C")
-        sigs["_jacobian_kernel"] = (A1, A2, A3)
-        sigs["_input_grad_kernel"] = (A1, A2, A2, F, A2, A1)
-        sigs["_hvp_kernel"] = (A1, A1, A2, A2, A2)
+        scratch = (A2,) * len(module._SCRATCH_UNITS)
+        sigs["_jacobian_kernel"] = (A1, A2, A3) + scratch
+        sigs["_input_grad_kernel"] = (A1, A2, A2, F, A2, A2) + scratch
+        sigs["_hvp_kernel"] = (A1, A1, A2, A2, F, A2) + (A2,) * len(module._HVP_SCRATCH_UNITS)
     if hasattr(module, "_reduce_update"):
         sigs["_reduce_update"] = (A2, types.int64, A2, I1, F, types.int64, L1, types.int64,
                                   types.boolean)
@@ -125,7 +127,8 @@ def test_kernels_type_and_lower_for_the_cuda_target(case, tmp_path, monkeypatch)
         "codegen": {"mode": "loop"}}
     spec, dtype, config = {
         "scalar-one-kernel": (small, "float64", None),
-        "scalar32-two-kernels": (small, "float32", CudaConfig(fused_max=0)),
+        "scalar32-two-kernels": ({**small, "codegen": {"derivatives": True}}, "float32",
+                                 CudaConfig(fused_max=0)),
         "loop-softmax-decay": (wide, "float64", None),
         "loop32-two-kernels": (wide, "float32", CudaConfig(fused_max=0,
                                                             reduce_blockwise_max=0)),
@@ -137,6 +140,9 @@ def test_kernels_type_and_lower_for_the_cuda_target(case, tmp_path, monkeypatch)
                                            compiled.module_name)
     kernels = _lower_for_cuda(module, monkeypatch)
     assert ("_reduce_update" in kernels) == (config is not None)
+    # every loop form has the input derivatives and hvp; the scalar form with derivatives
+    derivatives = {"_jacobian_kernel", "_input_grad_kernel", "_hvp_kernel"}
+    assert derivatives <= set(kernels) or case == "scalar-one-kernel"
 
 
 # -- the generated source -----------------------------------------------------------------------
@@ -314,7 +320,7 @@ def test_real_kernels_match_the_cpu_module(mode, dtype, tmp_path):
         {"units": 5, "activation": "tanh"}, {"units": 4, "activation": "relu"},
         {"units": 2, "activation": "sigmoid"}]}, "loss": {"kind": "bce"},
         "training": {"optimizer": "adam", "learning_rate": 0.01},
-        "codegen": {"mode": mode, "dtype": dtype}}
+        "codegen": {"mode": mode, "dtype": dtype, "derivatives": True}}
     cpu = symnet.compile(spec, tmp_path)
     gpu = symnet.compile(spec, tmp_path, target="cuda")
     rng = np.random.default_rng(0)
@@ -329,6 +335,16 @@ def test_real_kernels_match_the_cpu_module(mode, dtype, tmp_path):
     assert e_gpu == pytest.approx(e_cpu, rel=tol, abs=tol)
     for k in g_cpu:
         np.testing.assert_allclose(g_gpu[k], g_cpu[k], rtol=tol, atol=tol)
+    # jacobian, input_grad and hvp at the default launch settings
+    np.testing.assert_allclose(gpu.jacobian(p, X), cpu.jacobian(p, X), rtol=tol, atol=tol)
+    (e_gpu, x_gpu), (e_cpu, x_cpu) = gpu.input_grad(p, X, T), cpu.input_grad(p, X, T)
+    assert e_gpu == pytest.approx(e_cpu, rel=tol, abs=tol)
+    np.testing.assert_allclose(x_gpu, x_cpu, rtol=tol, atol=tol)
+    V = {k: rng.normal(size=v.shape).astype(cpu.DTYPE) for k, v in p.items()}
+    (e_gpu, h_gpu), (e_cpu, h_cpu) = gpu.hvp(p, X, T, V), cpu.hvp(p, X, T, V)
+    assert e_gpu == pytest.approx(e_cpu, rel=tol, abs=tol)
+    for k in h_cpu:
+        np.testing.assert_allclose(h_gpu[k], h_cpu[k], rtol=tol, atol=tol)
     pc, pg = cpu.init_params(), gpu.init_params()
     lc = cpu.fit(pc, X, T, 20, batch_size=1000, seed=1)
     lg = gpu.fit(pg, cuda.to_device(X), cuda.to_device(T), 20, batch_size=1000, seed=1)

@@ -45,22 +45,28 @@ class CudaLayer:
     staged: bool  # W<l> is copied into shared memory
     w_shared: int  # its offset in the shared copy
 
-    def weight(self, j: str, i: str) -> str:
-        """The expression that reads W<l>[j, i]."""
+    def weight(self, j: str, i: str, direction: bool = False) -> str:
+        """The expression that reads W<l>[j, i]; with `direction`, the Hessian-vector
+        product's direction V at W<l>[j, i] (V is laid out as theta, and never staged)."""
         units_in = self.code.units_in
-        array, offset = ("wsh", self.w_shared) if self.staged else ("theta", self.w)
+        if direction:
+            array, offset = "V", self.w
+        else:
+            array, offset = ("wsh", self.w_shared) if self.staged else ("theta", self.w)
         if j.isdigit():  # a fixed row (an output unit): one constant offset
             return f"{array}[{_plus(offset + int(j) * units_in, i)}]"
         return f"{array}[{_plus(offset, f'{j}*{units_in}')} + {i}]"
 
-    def bias(self, j: str) -> str:
+    def bias(self, j: str, direction: bool = False) -> str:
+        """The expression that reads b<l>[j] (or V's element there), "" without a bias."""
         if self.b is None:
             return ""
+        array = "V" if direction else "theta"
         if self.code.bias == "shared":
-            return f"theta[{self.b}]"
+            return f"{array}[{self.b}]"
         if j.isdigit():
-            return f"theta[{self.b + int(j)}]"
-        return f"theta[{_plus(self.b, j)}]"
+            return f"{array}[{self.b + int(j)}]"
+        return f"{array}[{_plus(self.b, j)}]"
 
 
 def _plus(offset: int, term: str) -> str:
@@ -201,7 +207,8 @@ class CudaLoopContext(CudaModuleContext, OutputBlockContext):
     shared_n: int  # weights staged in shared memory, per block (0: none)
     loss: str  # the per-sample loss's name in the output block
     net_names: list[str]  # the output units' nets' names
-    weight_decay: DecayCode | None  # lambda*w^2 and its gradient, printed; None: no decay
+    weight_decay: DecayCode | None  # lambda*w^2, its gradient and its second, printed; or None
+    derivatives: bool  # jacobian, input_grad and hvp: always emitted in the loop form
 
 
 def cuda_loop_context(spec: Spec, program: LoopProgram, *, version: str, spec_file: str,
@@ -226,7 +233,9 @@ def cuda_loop_context(spec: Spec, program: LoopProgram, *, version: str, spec_fi
             activation=L.activation, formula=_X.sub("net", L.formula),
             out=printer.doprint(L.out), derivative=printer.doprint(L.derivative),
             uses_z=Z in L.derivative.free_symbols, uses_y=OUT in L.derivative.free_symbols,
-            source="X" if L.number == 1 else f"out{L.number - 1}")
+            source="X" if L.number == 1 else f"out{L.number - 1}",
+            second="" if L.second == 0 else printer.doprint(L.second),
+            second_uses_z=Z in L.second.free_symbols, second_uses_y=OUT in L.second.free_symbols)
         size = L.units * L.units_in
         staged = shared_used + size <= budget
         b = by_name.get(f"b{L.number}")
@@ -247,4 +256,5 @@ def cuda_loop_context(spec: Spec, program: LoopProgram, *, version: str, spec_fi
         loss=out.loss.name,
         net_names=[s.name for s in out.nets],
         weight_decay=decay_code(program, printer),
+        derivatives=True,
     )

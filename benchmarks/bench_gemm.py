@@ -100,9 +100,8 @@ def main() -> int:
             name = f"{n}x{k} by {k}x{mm}" + (" (A = delta.T)" if transposed else "")
             print(f"| {name} | {t_dot:.2f} | {t_gemm:.2f} | {t_dot / t_gemm:.2f} | "
                   f"{2 * n * k * mm / t_gemm / 1e3:.0f} |")
-        print(f"\nsymnet's calibration ({calibration.ROWS} rows; _gemm where it takes under "
-              f"{calibration.GEMM_MARGIN:.0%} of np.dot's time; layers over {GEMM_MAX} wide are "
-              "not candidates)")
+        print(f"\nsymnet's calibration ({calibration.ROWS} rows, an elementwise pass between "
+              f"products; the faster is chosen; layers over {GEMM_MAX} wide are not candidates)")
         print("| layer (units x units_in) | forward: np.dot µs | _gemm µs | backward: np.dot µs "
               "| _gemm µs | chosen (forward, backward) |")
         print("|---|---|---|---|---|---|")
@@ -111,7 +110,7 @@ def main() -> int:
         vector = calibration.has_vector_units(target[1])
         for shape in LAYERS:
             g_f, d_f, g_b, d_b = (t * 1e6 for t in times[shape])
-            pick = [("_gemm" if vector and gt < calibration.GEMM_MARGIN * dt_ else "np.dot")
+            pick = [("_gemm" if vector and gt < dt_ else "np.dot")
                     for gt, dt_ in ((g_f, d_f), (g_b, d_b))]
             name = f"{shape[0]} x {shape[1]}" + (" (first)" if shape[2] else "")
             print(f"| {name} | {d_f:.2f} | {g_f:.2f} | {d_b:.2f} | {g_b:.2f} | "

@@ -268,7 +268,7 @@ def _spec(dtype="float32", **codegen):
 
 
 def test_the_measured_choice_follows_the_timings(measuring, tmp_path, monkeypatch):
-    """Per layer shape, _gemm where it took under GEMM_MARGIN of np.dot's time (forward and
+    """Per layer shape, _gemm where it was faster than np.dot (forward and
     backward apart); the timings are kept in the calibration folder, and a later process (a
     cleared memo) reads them instead of measuring again."""
     timed = []

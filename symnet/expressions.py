@@ -87,14 +87,15 @@ _FUNCTION_LIST = ", ".join(FUNCTIONS)
 
 
 def parse(text: object, variables: Mapping[str, sp.Symbol], *, source: str = "<formula>",
-          key: str = "expr") -> sp.Expr:
+          key: str = "expr", described: str | None = None) -> sp.Expr:
     """The sympy expression of `text`, a formula in `variables` (name -> symbol).
 
-    Raises SpecError(source, key, ...) for anything outside the grammar in the module doc."""
+    Raises SpecError(source, key, ...) for anything outside the grammar in the module doc; its
+    message says "a formula in <described>" (by default, the variables' names)."""
     try:
         return _parse(text, variables)
     except _Refused as exc:
-        names = ", ".join(variables)
+        names = ", ".join(variables) if described is None else described
         raise SpecError(source, key, f"a formula in {names} ({exc})", text) from None
 
 

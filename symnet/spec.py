@@ -21,6 +21,15 @@ from typing import Any
 from .backends import TARGETS  # [codegen] targets: the backends' names
 from .errors import SpecError
 from .functions import ACTIVATIONS, CUSTOM, LOSSES, parse_activation, parse_loss
+from .residuals import (
+    RESIDUALS,
+    check_differentiable,
+    check_formula,
+    check_names,
+    default_input_names,
+    default_output_names,
+    reserved_names,
+)
 from .strategy import STRATEGY_FORMS, parse_strategy
 
 BIAS_KINDS = ("per_unit", "shared", "none")
@@ -30,7 +39,8 @@ DECAYS = ("step", "exponential")
 UPDATE_GROUPS = ("weights", "biases")
 INIT_SCHEMES = ("normal_0.01", "uniform_fan_in", "xavier_uniform", "xavier_normal", "he_normal",
                 "he_uniform")
-LOSS_KINDS = (*LOSSES, CUSTOM)
+LOSS_KINDS = (*LOSSES, CUSTOM, RESIDUALS)
+RESIDUAL_KEYS = ("terms", "inputs", "outputs")  # the keys of [loss] only "residuals" takes
 DTYPES = ("float32", "float64")
 STRATEGIES = ("store", "recompute")  # and "checkpoint:K", "budget:N": see strategy.py
 MODES = ("auto", "scalar", "loop")
@@ -85,11 +95,27 @@ class Network:
 
 
 @dataclass(frozen=True)
+class LossTerm:
+    """One term of a "residuals" loss: weight * reduce over the points `points` of
+    residual^2 (the formula's text; symnet/residuals.py parses it)."""
+
+    name: str
+    points: str
+    weight: float
+    residual: str
+
+
+@dataclass(frozen=True)
 class Loss:
     kind: str = "sse"
     reduction: str = "mean"
     expr: str = ""  # the per-unit formula in y and t of kind "custom"
     weight_decay: float = 0.0  # lambda: lambda * sum of the weights squared joins the batch loss
+    # kind "residuals": its terms, and the names of the inputs and outputs in their formulas
+    # (the defaults filled in); empty for every other kind
+    terms: tuple[LossTerm, ...] = ()
+    input_names: tuple[str, ...] = ()
+    output_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -217,6 +243,8 @@ def spec_from_dict(
     codegen = _codegen(v, top.get("codegen", {}))
     proto = Spec(name=name, network=network, loss=loss, training=training, codegen=codegen,
                  source=source)
+    if loss.kind == RESIDUALS:  # the layers against the derivatives the terms use
+        check_differentiable(proto)
     init = _init(v, top.get("init", {}), proto.param_shapes())
     if sha256 is None:  # only once valid: every value is then bounded and printable
         sha256 = hashlib.sha256(repr(_canonical(data)).encode()).hexdigest()
@@ -384,7 +412,7 @@ def _custom_activation(v: _Validator, raw, key: str) -> Activation:
 
 def _loss(v: _Validator, raw, network: Network) -> Loss:
     t = v.table(raw, "loss", required=("kind",),
-                optional=("reduction", "expr", "weight_decay"))
+                optional=("reduction", "expr", "weight_decay", *RESIDUAL_KEYS))
     kind = v.choice(t["kind"], "loss.kind", LOSS_KINDS)
     reduction = v.choice(t.get("reduction", "mean"), "loss.reduction", REDUCTIONS)
     expr = ""
@@ -395,8 +423,17 @@ def _loss(v: _Validator, raw, network: Network) -> Loss:
         parse_loss(t["expr"], v.source, "loss.expr")  # refuses anything but a formula
         expr = t["expr"].strip()
     elif "expr" in t:
-        v.fail("loss.expr", f"no expr for loss {kind!r} (only kind = \"custom\" takes a "
-                            f"formula)")
+        why = "its formulas are the residual of each [[loss.terms]]" if kind == RESIDUALS \
+            else "only kind = \"custom\" takes a formula"
+        v.fail("loss.expr", f"no expr for loss {kind!r} ({why})")
+    extra = {}
+    if kind == RESIDUALS:
+        extra = _residual_terms(v, t, network)
+    else:
+        for key in RESIDUAL_KEYS:
+            if key in t:
+                v.fail(f"loss.{key}", f"no {key} for loss {kind!r} (only kind = "
+                                      f"\"{RESIDUALS}\" takes terms, inputs and outputs)")
     decay = v.number(t.get("weight_decay", 0.0), "loss.weight_decay")
     if decay < 0:
         v.fail("loss.weight_decay", "a number >= 0", t["weight_decay"])
@@ -405,7 +442,71 @@ def _loss(v: _Validator, raw, network: Network) -> Loss:
     if needs and last != needs:
         v.fail("loss.kind", f"a {needs} output layer for loss {kind!r} "
                             f"(the last layer's activation is {last!r})")
-    return Loss(kind=kind, reduction=reduction, expr=expr, weight_decay=decay)
+    return Loss(kind=kind, reduction=reduction, expr=expr, weight_decay=decay, **extra)
+
+
+def _residual_terms(v: _Validator, t, network: Network) -> dict[str, tuple]:
+    """The terms, input_names and output_names of a "residuals" loss, each formula parsed."""
+    inputs = _residual_names(v, t, "inputs", network.inputs,
+                             default_input_names(network.inputs), ())
+    outputs = _residual_names(v, t, "outputs", network.outputs,
+                              default_output_names(network.outputs), inputs)
+    clash = check_names(inputs, outputs)
+    if clash:
+        key, j, why = clash
+        v.fail(f"loss.{key}[{j}]", why, (inputs, outputs)[key == "outputs"][j])
+    if "terms" not in t:
+        v.fail("loss.terms", f"this key to be present (kind = \"{RESIDUALS}\" takes its "
+                             f"terms as [[loss.terms]] tables)")
+    raw = t["terms"]
+    if not isinstance(raw, list) or not raw:
+        v.fail("loss.terms", "a non-empty array of tables ([[loss.terms]])", raw)
+    terms, seen = [], {}
+    for k, tr in enumerate(raw):
+        key = f"loss.terms[{k}]"
+        tt = v.table(tr, key, required=("name", "points", "residual"), optional=("weight",))
+        name = v.identifier(tt["name"], f"{key}.name")
+        if name in seen:
+            v.fail(f"{key}.name", f"a name no other term has (loss.terms[{seen[name]}] has "
+                                  f"it too)", name)
+        seen[name] = k
+        points = v.identifier(tt["points"], f"{key}.points")
+        weight = v.number(tt.get("weight", 1.0), f"{key}.weight", positive=True)
+        check_formula(tt["residual"], inputs, outputs, source=v.source, key=f"{key}.residual")
+        terms.append(LossTerm(name=name, points=points, weight=weight,
+                              residual=tt["residual"].strip()))
+    return {"terms": tuple(terms), "input_names": inputs, "output_names": outputs}
+
+
+def _residual_names(v: _Validator, t, key: str, count: int, default: tuple[str, ...],
+                    taken: tuple[str, ...]) -> tuple[str, ...]:
+    """loss.inputs or loss.outputs: `count` distinct identifiers, none a name the formulas
+    give a constant or a function, none in `taken` (the inputs, for the outputs)."""
+    where = f"loss.{key}"
+    if key not in t:
+        taken_set = set(taken)
+        clash = [n for n in default if n in taken_set]
+        if clash:
+            v.fail(where, f"this key to be present: the {key}' default name {clash[0]!r} is "
+                          f"also one of loss.inputs")
+        return default
+    raw = t[key]
+    one = key[:-1]
+    if not isinstance(raw, list) or len(raw) != count:
+        v.fail(where, f"an array of {count} name{'s' if count > 1 else ''}, one per network "
+                      f"{one}", raw)
+    reserved = reserved_names()
+    names: dict[str, str] = {n: f"loss.inputs[{j}]" for j, n in enumerate(taken)}
+    for j, name in enumerate(raw):
+        v.identifier(name, f"{where}[{j}]")
+        if name in reserved:
+            v.fail(f"{where}[{j}]", f"a name that is not a constant or function of the "
+                                    f"formulas ({', '.join(reserved)})", name)
+        if name in names:
+            v.fail(f"{where}[{j}]", f"a name no other input or output has ({names[name]} has "
+                                    f"it too)", name)
+        names[name] = f"{where}[{j}]"
+    return tuple(raw)
 
 
 def _training(v: _Validator, raw) -> Training:

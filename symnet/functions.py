@@ -251,4 +251,8 @@ def loss_def(loss) -> LossDef:
     """The definition of a spec's `Loss`: a registry entry or its custom formula."""
     if loss.kind == CUSTOM:
         return custom_loss(loss.expr)
+    if loss.kind not in LOSSES:  # "residuals": weighted terms, symnet/residuals.py
+        raise SymnetError(f"loss kind {loss.kind!r} has no per-unit loss of outputs and "
+                          f"targets: its terms (symnet.residuals) need their own code "
+                          f"generation, which this build of symnet does not have yet")
     return LOSSES[loss.kind]

@@ -31,8 +31,7 @@ What the code generation reads:
 
 from __future__ import annotations
 
-import keyword
-import re
+import ast
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -213,21 +212,30 @@ def _derivative(name: str, names: _Names) -> Derivative | None:
     return None
 
 
-# (?<![\w.]): not the tail of a number (1e5) or an attribute (a.b); the parser refuses the
-# rest of what is not a name
-_NAME = re.compile(r"(?<![\w.])([A-Za-z_]\w*)(\s*\()?")
+def _names_in(text: str) -> list[str]:
+    """The names `text` uses as variables, in the order they appear; none if the parser
+    would refuse the text before reading a name (too long, a character outside its
+    alphabet, not a formula), so that its own refusal comes first. Only parsed, never run."""
+    if len(text) > expressions.MAX_LENGTH or not set(text) <= expressions.ALLOWED_CHARACTERS:
+        return []
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return []
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    used = sorted((n.lineno, n.col_offset, n.id) for n in ast.walk(tree)
+                  if isinstance(n, ast.Name) and id(n) not in called)
+    return list(dict.fromkeys(name for _, _, name in used))
 
 
 def _variables(text: str, names: _Names) -> dict[str, tuple[sp.Symbol, Derivative | int]]:
     """The inputs, outputs and derivatives `text` names: name -> (symbol, the input's index
-    or the Derivative). A name that is none of them, nor a constant, a function or a keyword,
-    is refused here (the parser refuses the rest)."""
+    or the Derivative). A name that is none of them, nor a constant or a function, is refused
+    here (the parser refuses the rest)."""
     inputs, outputs = names.input_index, names.output_index
     found: dict[str, tuple[sp.Symbol, Derivative | int]] = {}
-    for m in _NAME.finditer(text):
-        name, called = m.group(1), m.group(2)
-        if name in found or called or keyword.iskeyword(name) \
-                or name in expressions.CONSTANTS or name in expressions.FUNCTIONS:
+    for name in _names_in(text):
+        if name in expressions.CONSTANTS or name in expressions.FUNCTIONS:
             continue
         if name in inputs:
             found[name] = (_symbol(name), inputs[name])
@@ -263,7 +271,7 @@ def _parse_text(text: str, inputs: tuple[str, ...], outputs: tuple[str, ...], so
     described = names.formula_of()
     reason = None
     try:
-        found = _variables(text, names) if len(text) <= expressions.MAX_LENGTH else {}
+        found = _variables(text, names)
     except _NameRefused as exc:
         reason = str(exc)
     if reason is not None:

@@ -40,7 +40,6 @@ from .errors import SpecError
 from .lazy import sp
 
 RESIDUALS = "residuals"  # the loss kind
-MAX_ORDER = 2  # derivatives of the outputs up to this order
 
 
 # ----------------------------------------------------------------------------------------
@@ -116,7 +115,7 @@ class _Names:
         if len(d.inputs) == 1:
             return f"d{o}/d{_short(self.inputs[d.inputs[0]])}"
         a, b = (_short(self.inputs[i]) for i in d.inputs)
-        return f"d2{o}/d{a}^2" if a == b else f"d2{o}/d{a} d{b}"
+        return f"d2{o}/d{a}^2" if d.inputs[0] == d.inputs[1] else f"d2{o}/d{a} d{b}"
 
     def formula_of(self) -> str:
         """What a residual may be a formula in, for the messages."""
@@ -169,7 +168,7 @@ def _fewest_names(sub: str, inputs: dict[str, int], longest: int) -> int | None:
     return best[len(sub)]
 
 
-def readings(name: str, names: _Names) -> list[Derivative]:
+def _readings(name: str, names: _Names) -> list[Derivative]:
     """Every derivative of order 1 or 2 that `name` spells (`<output>_<one or two inputs>`),
     without repeats, sorted."""
     outputs, inputs = names.output_index, names.input_index
@@ -188,7 +187,7 @@ class _NameRefused(Exception):
 def _derivative(name: str, names: _Names) -> Derivative | None:
     """The derivative `name` spells, or None if it spells none; _NameRefused if it spells
     two, one of order 3 or more, or a derivative of an input."""
-    found = readings(name, names)
+    found = _readings(name, names)
     if len(found) == 1:
         return found[0]
     if len(found) > 1:
@@ -303,7 +302,7 @@ def check_names(inputs: tuple[str, ...], outputs: tuple[str, ...]) -> tuple[str,
     names = _names(tuple(inputs), tuple(outputs))
     for key, group in (("inputs", names.inputs), ("outputs", names.outputs)):
         for j, name in enumerate(group):
-            found = readings(name, names) if "_" in name else ()
+            found = _readings(name, names) if "_" in name else ()
             if found:
                 return key, j, (f"a name that is not also a derivative's (it reads as "
                                 f"{names.describe(found[0])})")

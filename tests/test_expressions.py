@@ -61,6 +61,18 @@ def test_loss_formulas_use_y_and_t():
     assert loss("-t*log(y)") == -T * sp.log(Y)
 
 
+def test_a_refusal_says_what_the_formula_may_use():
+    """By default the variables' names; `described` replaces them (the residuals of a
+    physics-informed loss name their inputs, outputs and derivatives that way)."""
+    with pytest.raises(symnet.SpecError) as info:
+        expressions.parse("x +", {"x": X}, source="s.toml", key="k")
+    assert info.value.expected.startswith("a formula in x (not a valid formula")
+    with pytest.raises(symnet.SpecError) as info:
+        expressions.parse("x +", {"x": X}, source="s.toml", key="k", described="x and friends")
+    assert info.value.expected.startswith("a formula in x and friends (not a valid formula")
+    assert expressions.parse("x + 1", {"x": X}, described="anything") == X + 1
+
+
 def test_formulas_use_the_registry_symbols():
     """x, y and t are the very symbols the registry's entries are written in."""
     assert act("x").free_symbols == {functions.x}

@@ -1,0 +1,186 @@
+"""The CPU module of a residual loss (physics-informed training): its context.
+
+A spec whose loss is `kind = "residuals"` (symnet/residuals.py) compiles to a module whose
+kernels carry, per named set of points, the values and the derivative channels its terms
+need (symnet/jets.py) through every layer: per layer one matrix product per channel
+(`np.dot`) and one elementwise loop that applies the activation's jet map; then each term's
+residual, its square summed into the loss, and the residual's derivatives by its symbols
+seeding the adjoints of the output channels; then the backward pass through the same layers
+in reverse (the jet maps' adjoints, derived by sympy, and the products' transposes), which
+accumulates the parameter gradient. One compiled function per point set, fused: forward,
+residuals and backward in one call.
+
+Names in the generated code: the user's names of inputs, outputs and derivatives never reach
+it (they could be any identifier, `X` or `np`); each symbol is renamed (in_0, y0_v, y0_d0d0)
+and the residual's text is kept in a comment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from symnet.functions import activation_def
+from symnet.jets import Channels, JetMap, channel_name, channels_for, jet_map
+from symnet.layers import weight_decay
+from symnet.residuals import point_sets, residual_terms
+
+from ..context import FASTMATH32, module_context
+from ..lines import Line
+from ..loop import DecayCode
+from ..printer import NumbaPrinter
+from ..writer import render
+from .context import CpuModuleContext, cpu_module_fields
+
+
+@dataclass(frozen=True)
+class JetCode:
+    """One layer's jet map for one point set, printed: forward lines (from n_<c> to the out
+    channels a_<c>) and backward lines (from n_<c> and the out channels' adjoints g_<c> to
+    the net channels' adjoints gn_<c>)."""
+
+    forward: list[Line]
+    forward_out: list[tuple[str, str]]  # (channel, expression of its out value)
+    backward: list[Line]
+    backward_out: list[tuple[str, str]]  # (channel, expression of its net adjoint)
+
+
+@dataclass(frozen=True)
+class LayerJets:
+    number: int
+    units: int
+    units_in: int
+    activation: str  # described
+    bias: str  # per_unit, shared or none
+    w: str  # its weight array's name in the kernels: W1
+    b: str  # its bias array's name: B1 ("" without a bias)
+    dw: str
+    db: str
+    jets: JetCode
+
+
+@dataclass(frozen=True)
+class TermCode:
+    name: str
+    formula: str  # the residual as the spec writes it, for comments
+    weight: str  # printed
+    lines: list[Line]  # common subexpressions of the residual and its derivatives
+    residual: str  # the residual, printed
+    seeds: list[tuple[str, int, str]]  # (out channel, output index, d residual / d symbol)
+    loads: list[tuple[str, str, int]]  # (name, out channel, output index) per symbol used
+
+
+@dataclass(frozen=True)
+class PointSetCode:
+    name: str
+    index: int
+    channels: list[str]  # v, d0, d1, d0d0, ...
+    directions: list[int]  # the inputs of the first-order channels, in channel order
+    pairs: list[tuple[int, int]]  # the second-order channels' input pairs, in channel order
+    layers: list[LayerJets]
+    terms: list[TermCode]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CpuResidualsContext(CpuModuleContext):
+    """The residual loss's module (templates/cpu/residuals.py.jinja)."""
+
+    point_sets: list[PointSetCode]
+    forward_layers: list[LayerJets]  # the layers with the value channel alone (forward)
+    input_names: list[str]  # the spec's names of the inputs (for docs and errors)
+    output_names: list[str]
+    terms_doc: list[tuple[str, str, str, str]]  # (name, points, weight, residual) per term
+    weight_decay: DecayCode | None  # the penalty and gradient of one weight w
+    uses_math: bool  # the printed code calls the math module (erf)
+
+
+def _lines(exprs: list[sp.Expr], printer: NumbaPrinter, prefix: str) -> tuple[list[Line], list[str]]:
+    """Common subexpressions of `exprs` as lines, and each expression printed over them."""
+    reps, reduced = sp.cse(exprs, symbols=sp.numbered_symbols(prefix), optimizations="basic")
+    return ([Line(s.name, printer.doprint(e), "") for s, e in reps],
+            [printer.doprint(e) for e in reduced])
+
+
+def _jet_code(jm: JetMap, printer: NumbaPrinter, number: int) -> JetCode:
+    names = [c for c, _ in jm.forward]
+    f_lines, f_out = _lines([e for _, e in jm.forward], printer, f"f{number}_")
+    b_lines, b_out = _lines([e for _, e in jm.backward], printer, f"b{number}_")
+    return JetCode(f_lines, list(zip(names, f_out)), b_lines, list(zip(names, b_out)))
+
+
+def _activation(layer):
+    definition = activation_def(layer.activation)
+    kwargs = layer.activation.kwargs
+    return lambda z: definition.expr(z, **kwargs)  # a layer-wide one raises SymnetError
+
+
+def _term_code(term, printer: NumbaPrinter, index: int, spec) -> TermCode:
+    rename = {sym: sp.Symbol(f"in_{k}", real=True) for k, sym in enumerate(term.inputs)}
+    loads = []
+    for sym, d in term.uses:
+        c = channel_name(d.inputs)
+        new = sp.Symbol(f"y{d.output}_{c}", real=True)
+        rename[sym] = new
+        loads.append((new.name, c, d.output))
+    expr = term.expr.xreplace(rename)
+    seeds_exprs = [sp.diff(expr, rename[sym]) for sym, _ in term.uses]
+    lines, printed = _lines([expr, *seeds_exprs], printer, f"r{index}_")
+    seeds = [(channel_name(d.inputs), d.output, p)
+             for (_, d), p in zip(term.uses, printed[1:])]
+    return TermCode(term.name, term_text(spec, term.name), printer.doprint(sp.Float(term.weight)),
+                    lines, printed[0], seeds, loads)
+
+
+def term_text(spec, name: str) -> str:
+    return next(t.residual for t in spec.loss.terms if t.name == name)
+
+
+def residuals_context(spec, *, version: str, spec_file: str) -> CpuResidualsContext:
+    printer = NumbaPrinter(spec.codegen.dtype)
+    module = module_context(spec, version=version, spec_file=spec_file, mode="residuals")
+    terms = residual_terms(spec)
+    layers = spec.network.layers
+    acts = [_activation(layer) for layer in layers]
+
+    def layer_jets(ch: Channels) -> list[LayerJets]:
+        codes = []
+        units_in = spec.network.inputs
+        for number, (layer, f) in enumerate(zip(layers, acts), start=1):
+            has_b = layer.bias != "none"
+            codes.append(LayerJets(number, layer.units, units_in, layer.activation.describe(),
+                                   layer.bias, f"W{number}", f"B{number}" if has_b else "",
+                                   f"dW{number}", f"dB{number}" if has_b else "",
+                                   _jet_code(jet_map(f, ch), printer, number)))
+            units_in = layer.units
+        return codes
+
+    sets = []
+    for index, (name, derivatives) in enumerate(point_sets(spec).items()):
+        ch = channels_for(derivatives)
+        sets.append(PointSetCode(
+            name, index, list(ch.names()), list(ch.directions), list(ch.pairs),
+            layer_jets(ch),
+            [_term_code(t, printer, k, spec) for k, t in enumerate(terms) if t.points == name]))
+    decay = weight_decay(spec.loss)
+    decay_code = None if decay is None else DecayCode(printer.doprint(decay.term),
+                                                      printer.doprint(decay.grad))
+    return CpuResidualsContext(
+        **{**cpu_module_fields(module), "samples_axis": 0},
+        point_sets=sets,
+        forward_layers=layer_jets(Channels((), ())),
+        input_names=list(spec.loss.input_names),
+        output_names=list(spec.loss.output_names),
+        terms_doc=[(t.name, t.points, repr(t.weight), t.residual) for t in spec.loss.terms],
+        weight_decay=decay_code,
+        uses_math="math" in printer.module_imports,
+    )
+
+
+def render_residuals(spec, *, version: str, spec_file: str) -> str:
+    """The module of a residual loss (CPU)."""
+    return render("cpu/residuals.py.jinja", residuals_context(spec, version=version,
+                                                              spec_file=spec_file))
+
+
+__all__ = ["CpuResidualsContext", "render_residuals", "residuals_context", "FASTMATH32"]

@@ -410,7 +410,7 @@ def main() -> int:
         p.error(f"unknown workloads {unknown}; choose from {DEFAULT_WORKLOADS}")
 
     date = time.strftime("%Y-%m-%d %H:%M")
-    facts = {"cpu": bench_peers.cpu_model(), "cpus": os.cpu_count(), "date": date,
+    facts = {"cpu": bench_peers.cpu_description(), "cpus": os.cpu_count(), "date": date,
              **bench_peers.git_facts(), "python": sys.version.split()[0],
              "threads": args.threads, "repeats": args.repeats}
     header = (f"# symnet vs JAX: time to the first trained step\n\n"

@@ -41,7 +41,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_peers import cpu_model  # noqa: E402
+from machine import cpu_description  # noqa: E402
 
 import symnet  # noqa: E402
 from symnet.checkpoint import make_plan  # noqa: E402
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     X = rng.standard_normal((n, args.width))
     T = rng.standard_normal((n, args.width))
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="symnet-bench-ckpt-"))
-    print(f"# {cpu_model()}, {time.strftime('%Y-%m-%d %H:%M %Z')}, "
+    print(f"# {cpu_description()}, {time.strftime('%Y-%m-%d %H:%M %Z')}, "
           f"numpy {np.__version__}; {args.depth} tanh layers of width {args.width}, "
           f"batch {n}, float64")
 

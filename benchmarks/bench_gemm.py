@@ -9,8 +9,11 @@ narrow ones with remainders, and the mnist-shaped network's wide ones, which sta
 product. BLAS uses the threads threadpoolctl allows (--threads, default 2, like
 bench_peers.py); `_gemm` is serial. --avx2 compiles for haswell (benchmarks/machine.py).
 
-The second table is the calibration itself (`measured`, in a fresh folder): per layer shape
-at 256 rows, its forward product and its backward ones through each, and what symnet chooses.
+The second table is what symnet does with it (codegen/cpu/gemm.py): per network (float32,
+tanh layers, batch 256), the step of `fit` with the fixed bounds of codegen/cpu/config.py
+(SYMNET_GEMM=bounds) against the step after `symnet.compile` tuned it on this machine
+(SYMNET_GEMM=measure, in a fresh folder), both timed in this process, interleaved, median of
+15 blocks; and the choices (forward, backward) of the first two layers.
 
     python benchmarks/bench_gemm.py [--threads N] [--dtype float32|float64] [--avx2]
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -41,9 +45,14 @@ SHAPES = [  # (n, k, m, A transposed)
     (512, 256, 256, False), (512, 784, 256, False), (256, 512, 784, True),
     (512, 256, 10, False), (256, 32, 1, False),
 ]
-LAYERS = [  # (units, units_in, first layer): deep-narrow's three, and other narrow ones
-    (32, 32, True), (32, 32, False), (1, 32, False), (16, 16, False), (48, 48, False),
-    (64, 64, False), (10, 64, False)]
+NETWORKS = [(32, 16), (16, 16), (48, 12), (64, 8)]  # (width, depth), 32 inputs, 1 output
+
+
+def _network(name, width, depth, dtype):
+    return {"name": name, "network": {"inputs": 32, "layers": [
+        {"units": width, "activation": "tanh"}] * depth + [{"units": 1, "activation": "linear"}]},
+        "loss": {"kind": "mse"}, "training": {"learning_rate": 0.01},
+        "codegen": {"dtype": dtype, "mode": "loop"}}
 
 
 def main() -> int:
@@ -57,10 +66,9 @@ def main() -> int:
 
     import symnet
     from symnet.codegen.cpu import gemm as calibration
-    from symnet.codegen.cpu.config import GEMM_MAX
 
     folder = tempfile.mkdtemp(prefix="bench_gemm_")
-    g = calibration._import_gemm(Path(folder), *calibration.gemm_source(symnet.__version__))
+    g = calibration.load_gemm_file(Path(folder))
     gemm = g._gemm
 
     @njit
@@ -100,21 +108,41 @@ def main() -> int:
             name = f"{n}x{k} by {k}x{mm}" + (" (A = delta.T)" if transposed else "")
             print(f"| {name} | {t_dot:.2f} | {t_gemm:.2f} | {t_dot / t_gemm:.2f} | "
                   f"{2 * n * k * mm / t_gemm / 1e3:.0f} |")
-        print(f"\nsymnet's calibration ({calibration.ROWS} rows, an elementwise pass between "
-              f"products; the faster is chosen; layers over {GEMM_MAX} wide are not candidates)")
-        print("| layer (units x units_in) | forward: np.dot µs | _gemm µs | backward: np.dot µs "
-              "| _gemm µs | chosen (forward, backward) |")
-        print("|---|---|---|---|---|---|")
-        target = calibration.target_cpu()
-        times = calibration.measured(args.dtype, LAYERS, Path(folder), target)
-        vector = calibration.has_vector_units(target[1])
-        for shape in LAYERS:
-            g_f, d_f, g_b, d_b = (t * 1e6 for t in times[shape])
-            pick = [("_gemm" if vector and gt < dt_ else "np.dot")
-                    for gt, dt_ in ((g_f, d_f), (g_b, d_b))]
-            name = f"{shape[0]} x {shape[1]}" + (" (first)" if shape[2] else "")
-            print(f"| {name} | {d_f:.2f} | {g_f:.2f} | {d_b:.2f} | {g_b:.2f} | "
-                  f"{pick[0]}, {pick[1]} |")
+    print(f"\nthe step of fit, fixed bounds against tuned on this machine ({args.dtype}, "
+          f"batch {calibration.ROWS}, µs per step)")
+    print("| network | bounds | tuned | tuned / bounds | bounds' choice | tuned choice |")
+    print("|---|---|---|---|---|---|")
+    os.environ["SYMNET_KERNEL_DIR"] = folder  # where the tuned choices go
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(calibration.ROWS, 32)).astype(dt)
+    T = rng.normal(size=(calibration.ROWS, 1)).astype(dt)
+    with threadpool_limits(args.threads):
+        for width, depth in NETWORKS:
+            mods = {}
+            for how in ("bounds", "measure"):
+                os.environ["SYMNET_GEMM"] = how
+                mods[how] = symnet.compile(_network(f"net_{how}_{width}x{depth}", width, depth,
+                                                    args.dtype), Path(folder) / how)
+            params = {how: m.init_params() for how, m in mods.items()}
+            for how, m in mods.items():
+                m.fit(params[how], X, T, 3)
+            times = {how: [] for how in mods}
+            for r in range(15):
+                for how in (("bounds", "measure") if r % 2 == 0 else ("measure", "bounds")):
+                    t = time.perf_counter()
+                    mods[how].fit(params[how], X, T, 20)
+                    times[how].append((time.perf_counter() - t) / 20 * 1e6)
+            med = {how: statistics.median(v) for how, v in times.items()}
+
+            def choice(m):
+                k = m._kernels
+                return " ".join(
+                    "(" + ", ".join("_gemm" if v else "np.dot" for v in row) + ")"
+                    for row in m._LAYOUT[1:3, [k.GEMM_FORWARD, k.GEMM_BACKWARD]].tolist())
+
+            print(f"| {width} x {depth} tanh | {med['bounds']:.1f} | {med['measure']:.1f} | "
+                  f"{med['measure'] / med['bounds']:.3f} | {choice(mods['bounds'])} | "
+                  f"{choice(mods['measure'])} |")
     return 0
 
 

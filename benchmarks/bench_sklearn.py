@@ -95,10 +95,8 @@ def main() -> int:
         return 0
     import sklearn
 
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    print(f"# symnet.sklearn vs scikit-learn {sklearn.__version__}: {bench_peers.cpu_model()}, "
-          f"{os.cpu_count()} CPUs, {'AVX-512' if 'avx512f' in flags else 'AVX2, no AVX-512'}; "
-          f"{time.strftime('%Y-%m-%d')}; medians of {a.repeats}")
+    print(f"# symnet.sklearn vs scikit-learn {sklearn.__version__}: "
+          f"{bench_peers.cpu_description()}; {time.strftime('%Y-%m-%d')}; medians of {a.repeats}")
     print("| data set | scikit-learn score | symnet score | scikit-learn fit (s) | symnet cold "
           "(s) | symnet warm (s) | warm speed-up | cold speed-up | next fit: scikit-learn | "
           "next fit: symnet | next-fit speed-up |")

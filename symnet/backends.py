@@ -89,6 +89,12 @@ class Backend:
         beside it (the CPU's gemm file, when some product runs through it)."""
         return self.module.support_files(spec, version)
 
+    def tune(self, spec: Spec, module) -> bool:
+        """Measure the imported loop-form module's choices on this machine (the CPU's: which
+        products run through _gemm); True when they changed and the module must be built
+        again. False for a backend with nothing to tune."""
+        return self.kernel_files and self.module.tune(spec, module)
+
     def network_plan(self, spec: Spec, info) -> Plan:
         """The backward pass's schedule (the spec's strategy) for this network; ValueError
         for a byte budget that nothing fits."""

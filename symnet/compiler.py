@@ -307,13 +307,23 @@ def compile(spec, out_dir=None, *, strategy=None, dtype=None, mode=None,  # noqa
     The CPU loop form's kernel file (one per kind of network, named by its text's hash) goes
     into `kernel_dir`, else $SYMNET_KERNEL_DIR, else beside the module: a shared kernel folder
     lets modules written in several folders (a sweep's points, a test suite) compile each kind
-    of network once per machine."""
+    of network once per machine.
+
+    A loop-form CPU module whose network has narrow layers is tuned on this machine the first
+    time (codegen/cpu/gemm.py: which of its products run through _gemm; the first `fit` then
+    runs here, compiling its kernels) and written again with the faster choice."""
     spec = with_overrides(as_spec(spec), strategy=strategy, dtype=dtype, mode=mode)
     check_target(spec, target)
     path = module_path(spec, out_dir if out_dir is not None else default_out_dir(), target)
+    kdir = kernel_folder(path.parent, kernel_dir)
     if not is_current(path, spec):
-        kdir = kernel_folder(path.parent, kernel_dir)
         backends.use_template_cache(kdir / TEMPLATE_CACHE)
         path = write(build(spec, target=target, kernel_dir=kdir, out_dir=path.parent),
                      path.parent)
-    return import_module(path, path.stem)
+    module = import_module(path, path.stem)
+    if choose_mode(spec) == "loop" and backends.get(target).tune(spec, module):
+        # measured on this machine: which products run through _gemm (codegen/cpu/gemm.py)
+        path = write(build(spec, target=target, kernel_dir=kdir, out_dir=path.parent),
+                     path.parent)
+        module = import_module(path, path.stem)
+    return module

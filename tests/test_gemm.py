@@ -250,71 +250,97 @@ def test_the_vector_width_follows_numbas_target(module, monkeypatch):
 
 
 @pytest.fixture
-def measuring(tmp_path, monkeypatch):
-    """SYMNET_GEMM=measure with a calibration folder of the test's own; the choices of
-    earlier tests forgotten."""
+def measuring(monkeypatch):
+    """SYMNET_GEMM=measure (the tuned choices go to the run's shared kernel folder: each test
+    below uses widths of its own)."""
     from symnet.codegen.cpu import gemm
 
     monkeypatch.setenv("SYMNET_GEMM", "measure")
-    monkeypatch.setenv("SYMNET_KERNEL_DIR", str(tmp_path))
-    gemm._flags.cache_clear()
-    yield gemm
-    gemm._flags.cache_clear()
+    return gemm
 
 
-def _spec(dtype="float32", **codegen):
-    return symnet.compiler.as_spec(_narrow(dtype, codegen={"dtype": dtype, "mode": "loop",
-                                                           **codegen}))
+def _tunable(name, widths, dtype="float64"):
+    return {"name": name, "network": {"inputs": widths[0], "layers": [
+        {"units": w, "activation": "tanh"} for w in widths[1:-1]]
+        + [{"units": widths[-1], "activation": "linear"}]},
+        "loss": {"kind": "mse"}, "codegen": {"dtype": dtype, "mode": "loop"}}
 
 
-def test_the_measured_choice_follows_the_timings(measuring, tmp_path, monkeypatch):
-    """Per layer shape, _gemm where it was faster than np.dot (forward and
-    backward apart); the timings are kept in the calibration folder, and a later process (a
-    cleared memo) reads them instead of measuring again."""
-    timed = []
+def _fake_timer(prefer, calls):
+    """A step timer that prefers, per layer, the (forward, backward) choice in `prefer` (the
+    step costs one unit per layer column that differs): tuning must find it."""
 
-    def fake(module, dtype, units, units_in, first):
-        timed.append((units, units_in, first))
-        if units == 32:  # layer 1 (32 x 20): _gemm forward, np.dot backward
-            return [1.0, 2.0, 2.0, 1.0]
-        if units == 24:  # layer 2: a tie in both: BLAS
-            return [1.0, 1.0, 1.0, 1.0]
-        return [1.0, 1.5, 1.0, 1.5]  # layer 3: _gemm both ways
+    def make(module, spec):
+        k = module._kernels
 
-    monkeypatch.setattr(measuring, "_time_layer", fake)
-    spec = _spec()
-    assert measuring.gemm_flags(spec) == ((True, False), (False, False), (True, True))
-    assert sorted(timed) == [(16, 24, False), (24, 32, False), (32, 20, True)]
-    data = json.loads((tmp_path / measuring.CALIBRATION_FILE).read_text("utf-8"))
-    (section,) = data
-    assert section.startswith(measuring.gemm_source(symnet.__version__)[0])
-    assert data[section]["float32 256x20 -> 32 first"] == [1.0, 2.0, 2.0, 1.0]
-    measuring._flags.cache_clear()
-    monkeypatch.setattr(measuring, "_time_layer", None)  # not called again
-    assert measuring.gemm_flags(spec)[0] == (True, False)
-    # another dtype is another measurement
-    monkeypatch.setattr(measuring, "_time_layer", fake)
-    timed.clear()
-    measuring.gemm_flags(_spec("float64"))
-    assert len(timed) == 3
+        def timer():
+            calls.append(module._LAYOUT[1:, [k.GEMM_FORWARD, k.GEMM_BACKWARD]].tolist())
+            got = module._LAYOUT[1:, [k.GEMM_FORWARD, k.GEMM_BACKWARD]]
+            return 1.0 + float((got != np.array(prefer, dtype=got.dtype)).sum())
+
+        return timer
+
+    return make
 
 
-def test_wide_layers_and_cpus_without_vector_units_are_not_measured(measuring, tmp_path,
-                                                                    monkeypatch):
-    """A layer wider than GEMM_MAX keeps np.dot unmeasured; a target without AVX2 and FMA
-    (NUMBA_CPU_FEATURES, as Numba reads it) never uses _gemm and measures nothing."""
-    monkeypatch.setattr(measuring, "_time_layer", lambda *a: [1.0, 2.0, 1.0, 2.0])
-    wide = symnet.compiler.as_spec({
-        "name": "wide", "network": {"inputs": 8, "layers": [
-            {"units": GEMM_MAX + 1, "activation": "tanh"}, {"units": 8, "activation": "tanh"},
-            {"units": 2, "activation": "linear"}]},
-        "loss": {"kind": "mse"}, "codegen": {"mode": "loop"}})
-    assert measuring.gemm_flags(wide) == ((False, False), (False, False), (True, True))
+def _gemm_columns(m):
+    k = m._kernels
+    return [[bool(v) for v in row] for row in m._LAYOUT[1:, [k.GEMM_FORWARD, k.GEMM_BACKWARD]]]
+
+
+def test_tuning_keeps_what_makes_the_step_faster(measuring, tmp_path, monkeypatch):
+    """symnet.compile times the module's step with each kind of candidate layer moved between
+    _gemm and np.dot (forward and backward apart) and writes the module again with the
+    fastest; the choice is remembered, so the next compile (another folder, another process)
+    builds it at once and times nothing."""
+    spec = _tunable("tuned_a", [20, 32, 32, 32, 5])  # kinds: first 32x20, 32x32 (twice), 5x32
+    # the fixed bounds: _gemm for every product 8+ float64 wide; preferred: np.dot for the
+    # 32x32 layers' forward products, _gemm for the output layer's 5-wide forward product
+    prefer = [[True, True], [False, True], [False, True], [True, True]]
+    calls = []
+    monkeypatch.setattr(measuring, "_step_timer", _fake_timer(prefer, calls))
+    m = symnet.compile(spec, tmp_path / "a")
+    assert _gemm_columns(m) == prefer
+    assert 1 + 2 * 3 == len(calls)  # the start, then each of 3 kinds forward and backward
+    assert calls[0] == [[1, 1], [1, 1], [1, 1], [0, 1]]  # from the fixed bounds
+    tuned = json.loads((measuring.calibration_folder() / measuring.TUNED_FILE).read_text("utf-8"))
+    (key,) = [k for k in tuned if k.endswith(" float64 20-32-32-32-5")]
+    assert tuned[key] == prefer
+    calls.clear()
+    again = symnet.compile(spec, tmp_path / "b")
+    assert _gemm_columns(again) == prefer and calls == []
+    assert measuring.gemm_flags(symnet.compiler.as_spec(spec)) == tuple(map(tuple, prefer))
+
+
+def test_tuning_keeps_the_bounds_unless_the_step_gets_faster(measuring, tmp_path, monkeypatch):
+    """A change that does not make the step TUNE_MARGIN faster is undone (the fixed bounds
+    stay); the module is not written again."""
+    spec = _tunable("tuned_b", [20, 24, 3])
+    calls = []
+    monkeypatch.setattr(measuring, "_step_timer", lambda module, spec: lambda: calls.append(1)
+                        or 1.0)
+    m = symnet.compile(spec, tmp_path)
+    assert _gemm_columns(m) == [list(f) for f in measuring.bounds_flags(
+        symnet.compiler.as_spec(spec))]
+    assert len(calls) == 1 + 2 * 2
+
+
+def test_cpus_without_vector_units_and_wide_layers_are_not_tuned(measuring, tmp_path,
+                                                                 monkeypatch):
+    """A target without AVX2 and FMA (NUMBA_CPU_FEATURES, as Numba reads it) gets np.dot
+    everywhere, and a kernel file without _gemm; a network with no candidate layer (all wider
+    than GEMM_MAX) is not tuned either."""
+    monkeypatch.setattr(measuring, "_step_timer", None)  # never called
+    spec = symnet.compiler.as_spec(_tunable("no_avx2", [12, 16, 2]))
     monkeypatch.setenv("NUMBA_CPU_NAME", "x86-64")
     monkeypatch.setenv("NUMBA_CPU_FEATURES", "+64bit,+sse,+sse2,+avx,-avx2,-fma")
-    assert measuring.gemm_flags(wide) == ((False, False),) * 3
-    monkeypatch.setenv("NUMBA_CPU_FEATURES", "+64bit,+avx,+avx2,+fma")  # haswell-like
-    assert measuring.gemm_flags(wide)[2] == (True, True)
+    assert measuring.gemm_flags(spec) == ((False, False), (False, False))
+    assert "_gemm_file()" not in symnet.build(spec).kernels[0][1]
+    monkeypatch.delenv("NUMBA_CPU_NAME")
+    monkeypatch.delenv("NUMBA_CPU_FEATURES")
+    wide = _tunable("wide_only", [GEMM_MAX + 1, GEMM_MAX + 2, GEMM_MAX + 3])
+    m = symnet.compile(wide, tmp_path)
+    assert _gemm_columns(m) == [[False, False], [False, False]]
 
 
 def test_the_gemm_policy_is_checked(monkeypatch):
@@ -327,31 +353,26 @@ def test_the_gemm_policy_is_checked(monkeypatch):
         gemm.gemm_flags(_spec())
 
 
-def test_measuring_for_real_and_the_module_built_from_it(measuring, tmp_path):
-    """The real timing loop on this machine: four positive times per shape; a module compiled
-    from whatever it chose trains to the same gradient as the NumPy reference."""
-    times = measuring.measured("float64", [(8, 8, False)], tmp_path,
-                               measuring.target_cpu())[(8, 8, False)]
-    assert len(times) == 4 and all(0 < t < 1e-2 for t in times)
-    spec = _narrow("float64")
-    m = symnet.compile(spec, tmp_path / "out")
-    flags = measuring.gemm_flags(symnet.compiler.as_spec(spec))
-    k = m._kernels
-    assert [tuple(bool(v) for v in row) for row in
-            m._LAYOUT[1:, [k.GEMM_FORWARD, k.GEMM_BACKWARD]]] == list(flags)
+def test_the_kernel_file_does_not_depend_on_the_tuning(measuring, tmp_path, monkeypatch):
+    """Whatever tuning chooses, a network with a candidate layer keeps the same kernel file (it
+    imports the gemm file): the next point of a sweep, tuned anew, reuses the compiled
+    kernels; only the module's _LAYOUT differs."""
+    modules = []
+    for i, prefer in enumerate(([[True, True], [True, True]], [[False, False], [False, False]])):
+        monkeypatch.setattr(measuring, "_step_timer", _fake_timer(prefer, []))
+        modules.append(symnet.compile(_tunable(f"tuned_c{i}", [6 + i, 40, 9]), tmp_path))
+    assert modules[0].KERNEL_MODULE == modules[1].KERNEL_MODULE
+    assert _gemm_columns(modules[0]) != _gemm_columns(modules[1])
+
+
+def test_tuning_for_real(measuring, tmp_path):
+    """The real timer on this machine: the module compiled from whatever it chose computes the
+    NumPy reference's gradient."""
+    spec = _tunable("tuned_real", [20, 32, 24, 3])
+    m = symnet.compile(spec, tmp_path)
+    assert Path(measuring.calibration_folder() / measuring.TUNED_FILE).is_file()
     _check_gradient(m, spec, np.random.default_rng(4), batch=9)
 
 
-def test_the_kernel_file_does_not_depend_on_the_timings(measuring, tmp_path, monkeypatch):
-    """Whatever the timings choose, a network with a candidate layer gets the same kernel file
-    (it imports the gemm file): the next point of a sweep, whose new shapes are timed anew,
-    reuses the compiled kernels; only the module's _LAYOUT differs."""
-    builds = []
-    for times in ([1.0, 2.0, 1.0, 2.0], [2.0, 1.0, 2.0, 1.0]):  # _gemm faster; np.dot faster
-        monkeypatch.setattr(measuring, "_time_layer", lambda *a, t=times: t)
-        measuring._flags.cache_clear()
-        (tmp_path / measuring.CALIBRATION_FILE).unlink(missing_ok=True)  # measure again
-        builds.append(symnet.build(_narrow("float64")))
-    (name, text), (other_name, other_text) = builds[0].kernels[0], builds[1].kernels[0]
-    assert (name, text) == (other_name, other_text) and "_gemm_file()" in text
-    assert builds[0].source != builds[1].source  # the layout's GEMM columns
+def _spec(dtype="float32"):
+    return symnet.compiler.as_spec(_narrow(dtype))

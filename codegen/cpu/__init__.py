@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from ..writer import render
 from .checkpoint import plan_summary
 from .explain import render_explain
+from .gemm import tune
 from .kernels import (
     kernel_source,
     load_info,
@@ -49,4 +50,5 @@ def loop_form(spec: Spec) -> str:
 
 
 __all__ = ["kernel_source", "load_info", "loop_form", "network_plan", "plan_summary",
-           "render_explain", "render_module", "render_scalar", "save_info", "support_files"]
+           "render_explain", "render_module", "render_scalar", "save_info", "support_files",
+           "tune"]

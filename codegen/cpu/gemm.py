@@ -2,33 +2,36 @@
 
 `_gemm` (templates/cpu/gemm.jinja) is the loop form's own matrix product for narrow layers;
 np.dot calls BLAS. Which is faster depends on the CPU: on an AVX-512 Xeon `_gemm` wins on
-32-wide layers, on an AVX2 CPU BLAS won every product the fixed bounds sent to `_gemm`
-(docs/benchmarks.md, sections 9 and 12). So the choice is measured, per layer shape, on the
-CPU that Numba compiles for, and remembered:
+32-wide layers, on an AVX2 CPU BLAS wins on 64-wide ones (docs/benchmarks.md, sections 9, 12
+and 15). So the choice is measured where the network trains, and remembered:
 
 - Candidates: a layer whose weight matrix has no side over GEMM_MAX (codegen/cpu/config.py);
-  wider layers keep BLAS, which blocks for the caches and uses every core.
-- Each candidate shape (rows of a representative batch, units, units_in, whether it is the
-  first layer) is timed once per machine: its forward product, then its backward ones, each
-  through `_gemm` and through np.dot, inside one compiled loop (`_layer_products` in the gemm
-  file) that makes an elementwise pass between products as the kernels do, best of several
-  blocks, and the faster is chosen. (Timed back to back, without that pass, np.dot came out
-  faster than it runs inside a training step; and a margin in BLAS's favour, 95%, sent
-  32-wide layers to np.dot where the whole step was then 13% slower: docs/benchmarks.md,
-  section 15.)
-- The results are kept in the calibration folder (the shared kernel folder, else symnet's
-  cache folder) as JSON, keyed by the gemm file's name (its text's hash) and the target CPU
-  (NUMBA_CPU_NAME and NUMBA_CPU_FEATURES when set, else the host's), so that a later compile
-  on the same machine reads them; another CPU, or another `_gemm`, measures again.
-- A target without AVX2 and FMA (an older x86, another architecture) never uses `_gemm`.
+  wider layers keep BLAS, which blocks for the caches and uses every core. A target without
+  AVX2 and FMA never uses `_gemm`.
+- `symnet.compile` tunes each new network once per machine (`tune`, on the imported module):
+  it times the module's own `fit` (full batch of ROWS random samples) with the products of
+  each kind of candidate layer (same units, units_in, first or not), forward and backward
+  apart, on `_gemm` and on np.dot, starting from the fixed bounds of codegen/cpu/config.py and
+  keeping a change only where the whole step got faster by TUNE_MARGIN. The step is what is
+  timed, not the products alone: timed alone, back to back, np.dot measured up to 30% faster
+  than it runs inside a step (between products the kernels apply f and f', and BLAS's
+  threads, caches and call overhead fare differently), which chose np.dot where the step
+  then ran 27% slower (section 15).
+- The result is kept in the calibration folder (the shared kernel folder, else symnet's cache
+  folder) as JSON, keyed by the target CPU (NUMBA_CPU_NAME and NUMBA_CPU_FEATURES when set,
+  else the host's), the gemm file, the dtype and the widths; building the module reads it
+  (`gemm_flags`), so the module written after tuning records the tuned choice in its
+  `_LAYOUT`, and a later compile of the same network tunes nothing. A network not tuned yet
+  (`symnet.build`, `symnet compile` on the command line) gets the fixed bounds.
 
-SYMNET_GEMM chooses the policy: "measure" (the default), "bounds" (the fixed bounds of
-codegen/cpu/config.py, the same on every machine: the test suite's, to exercise `_gemm` on
-every CPU), or "never" (np.dot everywhere).
+SYMNET_GEMM chooses the policy: "measure" (the default, as above), "bounds" (the fixed bounds
+on every machine, never tuned: the test suite's, to exercise `_gemm` on every CPU), or "never"
+(np.dot everywhere).
 
-The gemm file holds `_gemm` and the timing loop; its name is its text's hash, and the kernel
-files that use `_gemm` import it from their own folder (so that Numba compiles it once per
-machine and folder, whatever kinds of networks use it).
+The gemm file holds `_gemm`; its name is its text's hash, and the kernel files that may use
+`_gemm` import it from their own folder (so that Numba compiles it once per machine and
+folder, whatever kinds of networks use it). Whether a kernel file imports it does not depend
+on what tuning chose, so a sweep's next network, tuned anew, shares the kernel file.
 """
 
 from __future__ import annotations
@@ -52,11 +55,12 @@ if TYPE_CHECKING:
     from symnet.spec import Spec
 
 GEMM_PREFIX = "symnet_gemm_"
-CALIBRATION_FILE = "symnet_gemm_calibration.json"
+TUNED_FILE = "symnet_gemm_tuned.json"
 POLICIES = ("measure", "bounds", "never")
-ROWS = 256  # the batch the products are timed at (a spec does not fix its batch size)
-BLOCK_SECONDS = 2e-4  # each timed block runs the product this long at least
-BLOCKS = 5  # best of this many blocks each way
+ROWS = 256  # the batch the steps are timed at (a spec does not fix its batch size)
+BLOCK_SECONDS = 2e-3  # each timed block runs this long at least
+BLOCKS = 3  # best of this many blocks per choice
+TUNE_MARGIN = 0.97  # a change is kept where the step got at least 3% faster
 
 
 def policy() -> str:
@@ -109,75 +113,56 @@ def layer_shapes(spec: Spec) -> list[tuple[int, int, bool]]:
     return [(w[i], w[i - 1], i == 1) for i in range(1, len(w))]
 
 
+def _candidate(shape: tuple[int, int, bool]) -> bool:
+    return max(shape[0], shape[1]) <= GEMM_MAX
+
+
+def bounds_flags(spec: Spec) -> tuple[tuple[bool, bool], ...]:
+    """The fixed rule of codegen/cpu/config.py, per layer (forward, backward)."""
+    dtype = spec.codegen.dtype
+    return tuple((use_gemm(u, ui, u, dtype), use_gemm(u, ui, ui, dtype))
+                 for u, ui, _ in layer_shapes(spec))
+
+
 def gemm_flags(spec: Spec) -> tuple[tuple[bool, bool], ...]:
     """Per layer 1..L: whether its forward product and its backward ones run through _gemm,
-    by the SYMNET_GEMM policy (measured on this machine by default)."""
-    return _flags(spec.codegen.dtype, tuple(layer_shapes(spec)), policy(),
-                  str(calibration_folder()), target_cpu())
+    by the SYMNET_GEMM policy: under "measure", what `tune` found for this network on this
+    machine, else the fixed bounds (np.dot everywhere on a target without AVX2)."""
+    how = policy()
+    shapes = layer_shapes(spec)
+    if how == "never":
+        return tuple((False, False) for _ in shapes)
+    if how == "bounds":
+        return bounds_flags(spec)
+    target = target_cpu()
+    if not has_vector_units(target[1]):
+        return tuple((False, False) for _ in shapes)
+    tuned = _read(calibration_folder() / TUNED_FILE).get(_network_key(spec, target))
+    if isinstance(tuned, list) and len(tuned) == len(shapes) and all(
+            isinstance(f, list) and len(f) == 2 and all(isinstance(b, bool) for b in f)
+            for f in tuned):
+        return tuple((f[0] and _candidate(sh), f[1] and _candidate(sh))
+                     for f, sh in zip(tuned, shapes))
+    return bounds_flags(spec)
 
 
 def may_use_gemm(spec: Spec) -> bool:
     """Whether the network's kernel file imports the gemm file: under "measure", whether some
-    layer is a candidate on a target with AVX2 (whatever the timings chose, so that the next
-    network of a sweep, whose shapes are timed anew, shares the kernel file); else whether
-    some layer uses it."""
-    how = policy()
-    if how != "measure":
+    layer is a candidate on a target with AVX2 (whatever tuning chose, so that the next
+    network of a sweep, tuned anew, shares the kernel file); else whether some layer uses it."""
+    if policy() != "measure":
         return any(any(f) for f in gemm_flags(spec))
-    return has_vector_units(target_cpu()[1]) and any(
-        max(units, units_in) <= GEMM_MAX for units, units_in, _ in layer_shapes(spec))
+    return has_vector_units(target_cpu()[1]) and any(_candidate(s) for s in layer_shapes(spec))
 
 
-@lru_cache(maxsize=256)
-def _flags(dtype, shapes, how, folder, target):
-    if how == "never":
-        return tuple((False, False) for _ in shapes)
-    if how == "bounds":
-        return tuple((use_gemm(u, ui, u, dtype), use_gemm(u, ui, ui, dtype))
-                     for u, ui, _ in shapes)
-    if not has_vector_units(target[1]):
-        return tuple((False, False) for _ in shapes)
-    candidates = {s for s in shapes if max(s[0], s[1]) <= GEMM_MAX}
-    times = measured(dtype, sorted(candidates), Path(folder), target) if candidates else {}
-    flags = []
-    for shape in shapes:
-        if shape not in times:
-            flags.append((False, False))
-            continue
-        g_f, d_f, g_b, d_b = times[shape]
-        flags.append((g_f < d_f, g_b < d_b))
-    return tuple(flags)
-
-
-def _key(dtype: str, shape: tuple[int, int, bool]) -> str:
-    units, units_in, first = shape
-    return f"{dtype} {ROWS}x{units_in} -> {units}{' first' if first else ''}"
-
-
-def measured(dtype: str, shapes: list[tuple[int, int, bool]], folder: Path,
-             target: tuple[str, str]) -> dict:
-    """Seconds per call (gemm forward, np.dot forward, gemm backward, np.dot backward) of
-    each layer shape on this machine: read from the calibration file, or measured now (and
-    added to it). A folder that cannot be written is measured in, but not remembered."""
+def _network_key(spec: Spec, target: tuple[str, str]) -> str:
     from symnet import __version__
 
-    name, text = gemm_source(__version__)
-    section = f"{name} {target[0]} {hashlib.sha256(target[1].encode()).hexdigest()[:12]}"
-    path = folder / CALIBRATION_FILE
-    known = _read(path).get(section, {})
-    missing = [s for s in shapes if _key(dtype, s) not in known]
-    if missing:
-        module = _import_gemm(folder, name, text)
-        fresh = {_key(dtype, s): _time_layer(module, dtype, *s) for s in missing}
-        everything = _read(path)  # again: another process may have added to it since
-        everything.setdefault(section, {}).update(fresh)
-        everything[section]["target"] = target[0]
-        try:
-            write_if_changed(path, json.dumps(everything, indent=1, sort_keys=True) + "\n")
-        except OSError:
-            pass
-        known = {**known, **fresh}
-    return {s: tuple(known[_key(dtype, s)]) for s in shapes}
+    widths = "-".join(str(w) for w in (spec.network.inputs,
+                                       *(layer.units for layer in spec.network.layers)))
+    features = hashlib.sha256(target[1].encode()).hexdigest()[:12]
+    return (f"{gemm_source(__version__)[0]} {target[0]} {features} {spec.codegen.dtype} "
+            f"{widths}")
 
 
 def _read(path: Path) -> dict:
@@ -185,58 +170,106 @@ def _read(path: Path) -> dict:
         data = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError):
         return {}
-    if not isinstance(data, dict):
-        return {}
-    return {k: v for k, v in data.items() if isinstance(v, dict)
-            and all(isinstance(t, list) and len(t) == 4 for n, t in v.items() if n != "target")}
+    return data if isinstance(data, dict) else {}
 
 
-def _import_gemm(folder: Path, name: str, text: str):
-    """The gemm file, written into `folder` if it is not there, imported once per process."""
-    import importlib.util
-    import sys
+def tune(spec: Spec, module) -> bool:
+    """Under SYMNET_GEMM=measure, on a target with AVX2, for a network with candidate layers
+    not tuned on this machine yet: time the module's `fit` with each kind of candidate layer's
+    forward and backward products moved between _gemm and np.dot (a coordinate search from
+    the fixed bounds), record the fastest in the calibration folder, and leave the module's
+    _LAYOUT as it was. Returns whether that choice differs from the module's (then the caller
+    builds the module again: `gemm_flags` now returns it). The first `fit` compiles the
+    kernels, as the user's own first call would."""
+    if policy() != "measure":
+        return False
+    target = target_cpu()
+    if not has_vector_units(target[1]):
+        return False
+    shapes = layer_shapes(spec)
+    kinds: dict[tuple, list[int]] = {}
+    for number, shape in enumerate(shapes, start=1):
+        if _candidate(shape):
+            kinds.setdefault(shape, []).append(number)
+    folder = calibration_folder()
+    key = _network_key(spec, target)
+    if not kinds or key in _read(folder / TUNED_FILE):
+        return False
+    k = module._kernels
+    columns = (k.GEMM_FORWARD, k.GEMM_BACKWARD)
+    layout = module._LAYOUT
+    original = layout.copy()
+    timer = _step_timer(module, spec)
+    try:
+        best = timer()
+        for rows in kinds.values():
+            for column in columns:
+                layout[rows, column] = 1 - layout[rows, column]
+                trial = timer()
+                if trial < TUNE_MARGIN * best:
+                    best = trial
+                else:
+                    layout[rows, column] = 1 - layout[rows, column]
+        chosen = [[bool(layout[n, c]) for c in columns] for n in range(1, len(shapes) + 1)]
+    finally:
+        layout[...] = original
+    everything = _read(folder / TUNED_FILE)  # again: another process may have added to it
+    everything[key] = chosen
+    try:
+        write_if_changed(folder / TUNED_FILE, json.dumps(everything, indent=1, sort_keys=True)
+                         + "\n")
+    except OSError:
+        return False  # nowhere to remember it: keep the module as it is
+    return [[bool(original[n, c]) for c in columns]
+            for n in range(1, len(shapes) + 1)] != chosen
 
-    module = sys.modules.get(name)
-    if module is not None:
-        return module
-    path = folder / f"{name}.py"
-    write_if_changed(path, text)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return sys.modules.setdefault(name, module)
 
-
-def _time_layer(module, dtype: str, units: int, units_in: int, first: bool) -> list[float]:
+def _step_timer(module, spec: Spec):
+    """A function that times the module's full-batch `fit` on ROWS random samples: seconds
+    per step, the best of BLOCKS blocks of enough steps to last about BLOCK_SECONDS (from
+    fresh parameters each block, at a small learning rate)."""
     import numpy as np
 
     rng = np.random.default_rng(0)
+    X = rng.uniform(-1.0, 1.0, size=(ROWS, spec.network.inputs)).astype(module.DTYPE)
+    T = rng.uniform(0.0, 1.0, size=(ROWS, spec.network.outputs)).astype(module.DTYPE)
+    lr = 1e-4
 
-    def array(*shape):
-        return rng.uniform(-1.0, 1.0, size=shape).astype(dtype)
+    def run(steps):
+        params = module.init_params()
+        t0 = time.perf_counter()
+        module.fit(params, X, T, steps, lr=lr)
+        return time.perf_counter() - t0
 
-    a, W, b = array(ROWS, units_in), array(units, units_in), array(units)
-    net, delta = array(ROWS, units), array(ROWS, units)
-    dW, prev = array(units, units_in), array(ROWS, units_in)
-    run = module._layer_products
-    times = []
-    for forward in (True, False):
-        args = (a, W, b, net, delta, dW, prev)
-        for gemm in (True, False):  # compiles the loop (once per machine), warms the caches
-            run(*args, 1, gemm, forward, first)
-        reps = 1
-        while True:  # enough calls per block to time (about BLOCK_SECONDS)
-            t0 = time.perf_counter()
-            run(*args, reps, False, forward, first)
-            spent = time.perf_counter() - t0
-            if spent >= BLOCK_SECONDS or reps >= 1 << 16:
-                break
-            reps *= 4 if spent < BLOCK_SECONDS / 8 else 2
-        best = {True: float("inf"), False: float("inf")}
-        for _ in range(BLOCKS):
-            for gemm in (True, False):  # interleaved: a slow moment hurts both
-                t0 = time.perf_counter()
-                run(*args, reps, gemm, forward, first)
-                best[gemm] = min(best[gemm], (time.perf_counter() - t0) / reps)
-        times += [best[True], best[False]]
-    return times
+    run(1)  # compiles the kernels (or loads them from Numba's cache)
+    steps = 1
+    while steps < 1 << 12:
+        spent = run(steps)
+        if spent >= BLOCK_SECONDS:
+            break
+        steps *= 4 if spent < BLOCK_SECONDS / 8 else 2
+
+    def timer():
+        return min(run(steps) for _ in range(BLOCKS)) / steps
+
+    return timer
+
+
+def load_gemm_file(folder: Path):
+    """The gemm file, written into `folder` if it is not there, imported once per process
+    (for tests and benchmarks that call _gemm directly)."""
+    import importlib.util
+    import sys
+
+    from symnet import __version__
+
+    name, text = gemm_source(__version__)
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    path = Path(folder) / f"{name}.py"
+    write_if_changed(path, text)
+    where = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(where)
+    where.loader.exec_module(module)
+    return sys.modules.setdefault(name, module)

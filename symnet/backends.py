@@ -48,6 +48,8 @@ class Backend:
     # Whether the loop form takes the checkpoint schedules of symnet.checkpoint (else only
     # "store").
     schedules: bool = False
+    # Whether it renders a residual loss's module (physics-informed terms; `render_residuals`).
+    residuals: bool = False
 
     @property
     def module(self) -> ModuleType:
@@ -65,6 +67,10 @@ class Backend:
         """The loop form's module, from the LoopProgram (a backend without kernel files)."""
         return self.module.render_loop(spec, program, version=version, spec_file=spec_file,
                                        config=config)
+
+    def render_residuals(self, spec: Spec, *, version: str, spec_file: str) -> str:
+        """The module of a residual loss (symnet/residuals.py, symnet/jets.py)."""
+        return self.module.render_residuals(spec, version=version, spec_file=spec_file)
 
     def loop_form(self, spec: Spec) -> str:
         """What the loop form's kernels are, in a few words (`symnet compile`'s summary)."""
@@ -123,7 +129,8 @@ class Backend:
 
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in (
-    Backend("cpu", "CPU", "symnet.codegen.cpu", kernel_files=True, schedules=True),
+    Backend("cpu", "CPU", "symnet.codegen.cpu", kernel_files=True, schedules=True,
+            residuals=True),
     Backend("cuda", "CUDA", "symnet.codegen.cuda", suffix="_cuda"),
 )}
 TARGETS = tuple(BACKENDS)

@@ -97,6 +97,11 @@ def _compile(args) -> int:
     print(f"  network     {spec.network.inputs}-"
           + "-".join(str(layer.units) for layer in spec.network.layers)
           + f", {spec.n_params()} parameters ({shapes})")
+    if compiled.mode == "residuals":
+        sets = ", ".join(f'"{p}"' for p in dict.fromkeys(t.points for t in spec.loss.terms))
+        print(f"  form        residuals ({len(spec.loss.terms)} terms on the points {sets}: "
+              f"derivative channels through the layers), dtype {spec.codegen.dtype}")
+        return 0
     if sched is None:
         backend = backends.get(compiled.target)
         print(f"  form        loop ({backend.loop_form(spec)}), dtype {spec.codegen.dtype}")
@@ -125,6 +130,11 @@ def _inspect(args) -> int:
     from .schedule import schedule
 
     spec = load_spec(args.spec)
+    if spec.loss.kind == "residuals":
+        if args.tradeoff or args.plot:
+            raise SymnetError(f"{spec.source}: --tradeoff and --plot: not for a residual loss "
+                              f"(its module stores every channel)")
+        return _inspect_residuals(spec, args)
     if args.tradeoff or args.plot:
         return _tradeoff(spec, args)
     # built with store whatever the spec says: the recompute form may be refused for this
@@ -187,6 +197,52 @@ def _inspect_loop(spec, prog, show) -> int:
           f"derived by reverse mode")
     for a in prog.output.grad_steps:
         print(show(a))
+    return 0
+
+
+def _inspect_residuals(spec, args) -> int:
+    """A residual loss: per set of points, the derivative channels it carries and, layer by
+    layer, the formulas of each channel of out in the channels of net (the jet map, derived
+    by sympy); then each term's residual and its derivatives by the symbols it uses."""
+    import sympy as sp
+
+    from .functions import activation_def
+    from .jets import channels_for, jet_map
+    from .residuals import point_sets, residual_terms
+
+    def show(lhs, rhs):
+        eq = sp.Eq(sp.Symbol(lhs), rhs, evaluate=False)
+        return sp.latex(eq) if args.latex else sp.pretty(eq, use_unicode=False)
+
+    names = spec.loss.input_names
+
+    def channel(c: str) -> str:  # d0d1 -> d/dx d/dy, as the comments say it
+        return c if c == "v" else " ".join(f"d/d{names[int(i)]}" for i in c[1:].split("d"))
+
+    terms = residual_terms(spec)
+    print(f"# {spec.name}: residual loss, E = sum over terms of weight * {spec.loss.reduction} "
+          f"over its points of residual^2; n_c, a_c: a layer's net and out on channel c "
+          f"(v: the values)")
+    for name, derivatives in point_sets(spec).items():
+        ch = channels_for(derivatives)
+        print(f"\n## points \"{name}\": channels "
+              + ", ".join(f"{c} ({channel(c)})" if c != "v" else "v" for c in ch.names()))
+        for number, layer in enumerate(spec.network.layers, start=1):
+            definition = activation_def(layer.activation)
+            kwargs = layer.activation.kwargs
+            jm = jet_map(lambda z, d=definition, k=kwargs: d.expr(z, **k), ch)
+            src = "x" if number == 1 else f"a{number - 1}"
+            print(f"# layer {number} ({layer.activation.describe()}): n_c = {src}_c @ "
+                  f"W{number}.T" + ("" if layer.bias == "none" else f" (+ b{number} for v)"))
+            for c, e in jm.forward:
+                print(show(f"a_{c}", e))
+        for t in terms:
+            if t.points != name:
+                continue
+            print(f"# term {t.name} (weight {t.weight!r}): residual and its derivatives")
+            print(show("r", t.expr))
+            for sym, _ in t.uses:
+                print(show(f"dr/d{sym.name}", sp.diff(t.expr, sym)))
     return 0
 
 

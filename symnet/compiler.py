@@ -19,6 +19,7 @@ from . import __version__, backends
 from .errors import SpecError
 from .files import cache_folder, write_if_changed
 from .spec import TARGETS, Spec, check_module_name, load_spec, spec_from_dict
+from .residuals import RESIDUALS
 from .strategy import parse_strategy
 
 if TYPE_CHECKING:  # the stages that need sympy are imported where they run
@@ -75,6 +76,8 @@ def with_overrides(spec: Spec, *, strategy: str | None = None, dtype: str | None
 
 
 def choose_mode(spec: Spec) -> str:
+    if spec.loss.kind == RESIDUALS:
+        return "residuals"  # its own module: the terms' derivative channels through the layers
     mode = spec.codegen.mode
     layerwise = parse_strategy(spec.codegen.strategy).layerwise
     if mode == "auto":
@@ -109,6 +112,12 @@ def check_target(spec: Spec, target: str) -> None:
         raise SpecError(spec.source, "codegen.targets", "a target among "
                         + ", ".join(f'"{t}"' for t in TARGETS), target)
     backend = backends.get(target)
+    if choose_mode(spec) == "residuals" and not backend.residuals:
+        raise SpecError(spec.source, "codegen.targets", f'"cpu" for a residual loss (the '
+                        f'{backend.title} target has no residual kernels yet)', target)
+    if choose_mode(spec) == "residuals" and spec.codegen.strategy != "store":
+        raise SpecError(spec.source, "codegen.strategy", '"store" for a residual loss',
+                        spec.codegen.strategy)
     if not backend.schedules and choose_mode(spec) == "loop" \
             and spec.codegen.strategy != "store":
         raise SpecError(spec.source, "codegen.strategy", f'"store" for the {backend.title} '
@@ -142,6 +151,9 @@ def build(spec, strategy: str | None = None, dtype: str | None = None,
     backend = backends.get(target)
     mode = choose_mode(spec)
     spec_file = Path(spec.source).name
+    if mode == "residuals":
+        return Compiled(spec, None, None, backend.render_residuals(
+            spec, version=__version__, spec_file=spec_file), mode, target)
     if mode == "loop" and backend.kernel_files:
         info = (backend.load_info(kernel_dir, spec, __version__) if kernel_dir is not None
                 else None)

@@ -20,6 +20,7 @@ from ..writer import render
 from .checkpoint import plan_summary
 from .explain import render_explain
 from .gemm import tune
+from .residuals import render_residuals
 from .kernels import (
     kernel_source,
     load_info,
@@ -50,5 +51,5 @@ def loop_form(spec: Spec) -> str:
 
 
 __all__ = ["kernel_source", "load_info", "loop_form", "network_plan", "plan_summary",
-           "render_explain", "render_module", "render_scalar", "save_info", "support_files",
-           "tune"]
+           "render_explain", "render_module", "render_residuals", "render_scalar", "save_info",
+           "support_files", "tune"]

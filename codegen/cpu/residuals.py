@@ -80,6 +80,7 @@ class PointSetCode:
     pairs: list[tuple[int, int]]  # the second-order channels' input pairs, in channel order
     layers: list[LayerJets]
     terms: list[TermCode]
+    inputs_read: list[int]  # the inputs its terms' formulas read (x, t, ...)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,7 +162,9 @@ def residuals_context(spec, *, version: str, spec_file: str) -> CpuResidualsCont
         sets.append(PointSetCode(
             name, index, list(ch.names()), list(ch.directions), list(ch.pairs),
             layer_jets(ch),
-            [_term_code(t, printer, k, spec) for k, t in enumerate(terms) if t.points == name]))
+            [_term_code(t, printer, k, spec) for k, t in enumerate(terms) if t.points == name],
+            sorted({k for t in terms if t.points == name
+                    for k, sym in enumerate(t.inputs) if sym in t.expr.free_symbols})))
     decay = weight_decay(spec.loss)
     decay_code = None if decay is None else DecayCode(printer.doprint(decay.term),
                                                       printer.doprint(decay.grad))

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from . import __version__, backends
 from .errors import SpecError
 from .files import cache_folder, write_if_changed
-from .spec import TARGETS, Spec, check_module_name, load_spec, spec_from_dict
 from .residuals import RESIDUALS
+from .spec import TARGETS, Spec, check_module_name, load_spec, spec_from_dict
 from .strategy import parse_strategy
 
 if TYPE_CHECKING:  # the stages that need sympy are imported where they run

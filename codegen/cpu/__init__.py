@@ -20,7 +20,6 @@ from ..writer import render
 from .checkpoint import plan_summary
 from .explain import render_explain
 from .gemm import tune
-from .residuals import render_residuals
 from .kernels import (
     kernel_source,
     load_info,
@@ -30,6 +29,7 @@ from .kernels import (
     save_info,
     support_files,
 )
+from .residuals import render_residuals
 from .scalar import cpu_scalar_context
 
 if TYPE_CHECKING:

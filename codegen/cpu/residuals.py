@@ -26,7 +26,7 @@ from symnet.jets import Channels, JetMap, channel_name, channels_for, jet_map
 from symnet.layers import weight_decay
 from symnet.residuals import point_sets, residual_terms
 
-from ..context import FASTMATH32, module_context
+from ..context import module_context
 from ..lines import Line
 from ..loop import DecayCode
 from ..printer import NumbaPrinter
@@ -96,7 +96,8 @@ class CpuResidualsContext(CpuModuleContext):
     uses_math: bool  # the printed code calls the math module (erf)
 
 
-def _lines(exprs: list[sp.Expr], printer: NumbaPrinter, prefix: str) -> tuple[list[Line], list[str]]:
+def _lines(exprs: list[sp.Expr], printer: NumbaPrinter,
+           prefix: str) -> tuple[list[Line], list[str]]:
     """Common subexpressions of `exprs` as lines, and each expression printed over them."""
     reps, reduced = sp.cse(exprs, symbols=sp.numbered_symbols(prefix), optimizations="basic")
     return ([Line(s.name, printer.doprint(e), "") for s, e in reps],
@@ -186,4 +187,4 @@ def render_residuals(spec, *, version: str, spec_file: str) -> str:
                                                               spec_file=spec_file))
 
 
-__all__ = ["CpuResidualsContext", "render_residuals", "residuals_context", "FASTMATH32"]
+__all__ = ["CpuResidualsContext", "render_residuals", "residuals_context"]

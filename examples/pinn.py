@@ -59,7 +59,7 @@ def _oscillator():
     return {"interior": t, "start": np.array([[0.0]])}, grid, oscillator_exact(grid[:, 0])
 
 
-PROBLEMS = {"poisson1d": (_poisson1d, 6000), "poisson2d": (_poisson2d, 6000),
+PROBLEMS = {"poisson1d": (_poisson1d, 6000), "poisson2d": (_poisson2d, 20000),
             "oscillator": (_oscillator, 8000)}
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from .lazy import sp
 from .residuals import Derivative
+from .tangent import almost_everywhere
 
 
 @dataclass(frozen=True)
@@ -95,15 +96,19 @@ def jet_map(f, channels: Channels) -> JetMap:
     order = sorted(replace, key=lambda e: -len(getattr(e, "variables", ())))
     forward = {}
     for c in names:
-        e = exprs[c]
+        # where the derivative exists: sign' and a step's derivative are 0 but at the kink
+        # (tangent.almost_everywhere; sympy may leave d sign(net)/dx unevaluated)
+        e = almost_everywhere(exprs[c].replace(
+            lambda d: isinstance(d, sp.Derivative) and d.expr.func in (sp.sign, sp.Heaviside),
+            lambda d: sp.Integer(0)))
         for k in order:
             e = e.subs(k, replace[k])
         if e.has(sp.Derivative) or e.has(net):
             raise ValueError(f"jet_map: channel {c} kept {e}")  # a bug, not user input
         forward[c] = e
     adjoints = {c: _real(f"g_{c}") for c in names}
-    backward = {c: sp.Add(*(adjoints[o] * sp.diff(forward[o], nets[c]) for o in names))
-                for c in names}
+    backward = {c: sp.Add(*(adjoints[o] * almost_everywhere(sp.diff(forward[o], nets[c]))
+                            for o in names)) for c in names}
     return JetMap(tuple((c, nets[c]) for c in names), tuple((c, adjoints[c]) for c in names),
                   tuple((c, forward[c]) for c in names), tuple((c, backward[c]) for c in names))
 

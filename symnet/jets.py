@@ -61,7 +61,8 @@ def channels_for(derivatives) -> Channels:
 class JetMap:
     """An elementwise activation on every channel: `forward` gives each out channel's value
     from the net channels' symbols (`net_symbols`); `backward` each net channel's adjoint
-    from the net channels and the out channels' adjoints (`adjoint_symbols`)."""
+    from the net channels, the out channels' adjoints (`adjoint_symbols`) and OUT, the out
+    value f(net) where the derivatives are written in it."""
 
     net_symbols: tuple[tuple[str, sp.Symbol], ...]  # (channel, symbol), in Channels order
     adjoint_symbols: tuple[tuple[str, sp.Symbol], ...]  # (channel, the out channel's adjoint)
@@ -71,6 +72,10 @@ class JetMap:
 
 def _real(name: str) -> sp.Symbol:
     return sp.Symbol(name, real=True)
+
+
+# the out value f(net) of the values channel, as the backward expressions read it
+OUT = sp.Symbol("y", real=True)
 
 
 def jet_map(f, channels: Channels) -> JetMap:
@@ -109,6 +114,11 @@ def jet_map(f, channels: Channels) -> JetMap:
     adjoints = {c: _real(f"g_{c}") for c in names}
     backward = {c: sp.Add(*(adjoints[o] * almost_everywhere(sp.diff(forward[o], nets[c]))
                             for o in names)) for c in names}
+    # where the adjoints use f(net) itself (tanh' = 1 - tanh^2), they read the stored out
+    # value y instead of computing f again
+    value = forward["v"]
+    if value != nets["v"]:
+        backward = {c: e.subs(value, OUT) for c, e in backward.items()}
     return JetMap(tuple((c, nets[c]) for c in names), tuple((c, adjoints[c]) for c in names),
                   tuple((c, forward[c]) for c in names), tuple((c, backward[c]) for c in names))
 

@@ -8,7 +8,7 @@ import pytest
 import sympy as sp
 
 from symnet.functions import ACTIVATIONS
-from symnet.jets import Channels, channels_for, jet_map
+from symnet.jets import OUT, Channels, channels_for, jet_map
 from symnet.residuals import Derivative
 
 ELEMENTWISE = sorted(name for name, a in ACTIVATIONS.items() if not a.layer_wide)
@@ -56,7 +56,9 @@ def test_the_adjoints_are_the_jet_s_partial_derivatives(name):
     jm = jet_map(lambda z: ACTIVATIONS[name].expr(z), ch)
     nets, adjs = dict(jm.net_symbols), dict(jm.adjoint_symbols)
     forward = {c: sp.lambdify(list(nets.values()), e) for c, e in jm.forward}
-    backward = {c: sp.lambdify([*nets.values(), *adjs.values()], e) for c, e in jm.backward}
+    value = dict(jm.forward)["v"]  # where the adjoints read the out value y = f(net)
+    backward = {c: sp.lambdify([*nets.values(), *adjs.values()], e.subs(OUT, value))
+                for c, e in jm.backward}
     rng = np.random.default_rng(1)
     n = dict(zip(nets, rng.normal(size=len(nets))))
     g = dict(zip(adjs, rng.normal(size=len(adjs))))

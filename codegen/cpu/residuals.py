@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from symnet.functions import activation_def
-from symnet.jets import Channels, JetMap, channel_name, channels_for, jet_map
+from symnet.jets import OUT, Channels, JetMap, channel_name, channels_for, jet_map
 from symnet.layers import weight_decay
 from symnet.residuals import point_sets, residual_terms
 
@@ -44,6 +44,7 @@ class JetCode:
     forward_out: list[tuple[str, str]]  # (channel, expression of its out value)
     backward: list[Line]
     backward_out: list[tuple[str, str]]  # (channel, expression of its net adjoint)
+    reads_out: bool  # the backward lines read y, the stored out value f(net)
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,8 @@ def _jet_code(jm: JetMap, printer: NumbaPrinter, number: int) -> JetCode:
     names = [c for c, _ in jm.forward]
     f_lines, f_out = _lines([e for _, e in jm.forward], printer, f"f{number}_")
     b_lines, b_out = _lines([e for _, e in jm.backward], printer, f"b{number}_")
-    return JetCode(f_lines, list(zip(names, f_out)), b_lines, list(zip(names, b_out)))
+    reads = any(OUT in e.free_symbols for _, e in jm.backward)
+    return JetCode(f_lines, list(zip(names, f_out)), b_lines, list(zip(names, b_out)), reads)
 
 
 def _activation(layer):

@@ -382,6 +382,10 @@ def _train(args) -> int:
     from .train import accuracy, load_data, plot_trace, require_matplotlib, save_trace, train
 
     spec = load_spec(args.spec)
+    if spec.loss.kind == "residuals":
+        raise SymnetError(f"{spec.source}: loss.kind: symnet train takes inputs and targets; a "
+                          f"residual loss trains on its sets of points: call the compiled "
+                          f"module's fit(params, points, epochs) (see examples/pinn.py)")
     X, T = load_data(args.data, spec.network.inputs, spec.network.outputs)
     if args.epochs < 1:
         raise SymnetError(f"--epochs: expected a positive integer, got {args.epochs}")

@@ -158,6 +158,9 @@ def test_the_command_line_compiles_and_inspects_it(tmp_path, capsys):
     assert 'points "interior": channels v, d0 (d/dx), d0d0 (d/dx d/dx)' in out
     assert "a_d0d0 =" in out and "tanh" in out
     assert "dr/du_xx = 1" in out
+    # symnet train takes inputs and targets: refused in one line, exit 2, nothing written
+    assert main(["train", str(spec), "--data", str(tmp_path / "none.npz")]) == 2
+    assert "a residual loss trains on its sets of points" in capsys.readouterr().err
 
 
 def test_the_1d_poisson_example_reaches_the_accuracy(tmp_path):

@@ -29,7 +29,6 @@ from .kernels import (
     save_info,
     support_files,
 )
-from .residuals import render_residuals
 from .scalar import cpu_scalar_context
 
 if TYPE_CHECKING:
@@ -42,6 +41,14 @@ def render_scalar(spec: Spec, schedule: Schedule, *, version: str, spec_file: st
     """The unrolled (scalar) form's module (`config` is a GPU backend's; unused here)."""
     return render("cpu/module.py.jinja", cpu_scalar_context(spec, schedule, version=version,
                                                             spec_file=spec_file))
+
+
+def render_residuals(spec: Spec, *, version: str, spec_file: str) -> str:
+    """The module of a residual loss (codegen/cpu/residuals.py, imported here: it needs sympy,
+    which the loop form's next network of a sweep does without)."""
+    from .residuals import render_residuals as render_module_of_residuals
+
+    return render_module_of_residuals(spec, version=version, spec_file=spec_file)
 
 
 def loop_form(spec: Spec) -> str:

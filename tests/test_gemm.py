@@ -376,3 +376,20 @@ def test_tuning_for_real(measuring, tmp_path):
 
 def _spec(dtype="float32"):
     return symnet.compiler.as_spec(_narrow(dtype))
+
+
+def test_a_step_that_fails_on_the_tuning_data_leaves_the_bounds(measuring, tmp_path,
+                                                                monkeypatch):
+    """Tuning runs fit on random data; where that fails (a loss that is not finite there),
+    the module compiles with the fixed bounds and nothing is remembered."""
+
+    def failing(module, spec):
+        raise FloatingPointError("fit: the loss before step 0 is nan")
+
+    monkeypatch.setattr(measuring, "_step_timer", failing)
+    spec = _tunable("tuned_fails", [7, 24, 2])
+    m = symnet.compile(spec, tmp_path)
+    assert _gemm_columns(m) == [list(f) for f in measuring.bounds_flags(
+        symnet.compiler.as_spec(spec))]
+    tuned = measuring._read(measuring.calibration_folder() / measuring.TUNED_FILE)
+    assert not any(k.endswith(" 7-24-2") for k in tuned)

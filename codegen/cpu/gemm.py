@@ -199,8 +199,8 @@ def tune(spec: Spec, module) -> bool:
     columns = (k.GEMM_FORWARD, k.GEMM_BACKWARD)
     layout = module._LAYOUT
     original = layout.copy()
-    timer = _step_timer(module, spec)
     try:
+        timer = _step_timer(module, spec)
         best = timer()
         for rows in kinds.values():
             for column in columns:
@@ -211,6 +211,10 @@ def tune(spec: Spec, module) -> bool:
                 else:
                     layout[rows, column] = 1 - layout[rows, column]
         chosen = [[bool(layout[n, c]) for c in columns] for n in range(1, len(shapes) + 1)]
+    except (ArithmeticError, ValueError):
+        # the random data made the loss not finite (a custom loss outside its domain, say):
+        # nothing measured, the fixed bounds stay, and the next compile tries again
+        return False
     finally:
         layout[...] = original
     everything = _read(folder / TUNED_FILE)  # again: another process may have added to it

@@ -306,7 +306,7 @@ def kernel_folder(out_dir: str | os.PathLike, kernel_dir=None) -> Path:
 
 
 def compile(spec, out_dir=None, *, strategy=None, dtype=None, mode=None,  # noqa: A001
-            target="cpu", kernel_dir=None):
+            target="cpu", kernel_dir=None, tune=True):
     """Compile a spec (a path, a dict or a Spec) and import the generated module (target
     "cuda": the numba.cuda module, <name>_cuda).
 
@@ -323,7 +323,10 @@ def compile(spec, out_dir=None, *, strategy=None, dtype=None, mode=None,  # noqa
 
     A loop-form CPU module whose network has narrow layers is tuned on this machine the first
     time (codegen/cpu/gemm.py: which of its products run through _gemm; the first `fit` then
-    runs here, compiling its kernels) and written again with the faster choice."""
+    runs here, compiling its kernels) and written again with the faster choice. tune=False
+    skips that (tens of milliseconds per new network: symnet.sklearn's short fits, a
+    search's many widths): the module takes the choice remembered for this network on this
+    machine, if any, else the fixed bounds."""
     spec = with_overrides(as_spec(spec), strategy=strategy, dtype=dtype, mode=mode)
     check_target(spec, target)
     path = module_path(spec, out_dir if out_dir is not None else default_out_dir(), target)
@@ -333,7 +336,7 @@ def compile(spec, out_dir=None, *, strategy=None, dtype=None, mode=None,  # noqa
         path = write(build(spec, target=target, kernel_dir=kdir, out_dir=path.parent),
                      path.parent)
     module = import_module(path, path.stem)
-    if choose_mode(spec) == "loop" and backends.get(target).tune(spec, module):
+    if tune and choose_mode(spec) == "loop" and backends.get(target).tune(spec, module):
         # measured on this machine: which products run through _gemm (codegen/cpu/gemm.py)
         path = write(build(spec, target=target, kernel_dir=kdir, out_dir=path.parent),
                      path.parent)

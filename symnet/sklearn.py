@@ -167,7 +167,9 @@ class _BaseMLP(BaseEstimator):
             import symnet
 
             try:
-                module = symnet.compile(self.spec_)
+                # not tuned (codegen/cpu/gemm.py): its tens of milliseconds per new network
+                # would be a fifth of a small fit, and a search fits many
+                module = symnet.compile(self.spec_, tune=False)
             except symnet.SymnetError as exc:
                 raise ValueError(f"{type(self).__name__}: {exc}") from None
             self._compiled = module

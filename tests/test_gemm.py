@@ -393,3 +393,18 @@ def test_a_step_that_fails_on_the_tuning_data_leaves_the_bounds(measuring, tmp_p
         symnet.compiler.as_spec(spec))]
     tuned = measuring._read(measuring.calibration_folder() / measuring.TUNED_FILE)
     assert not any(k.endswith(" 7-24-2") for k in tuned)
+
+
+def test_compile_without_tuning_takes_what_is_remembered(measuring, tmp_path, monkeypatch):
+    """tune=False (symnet.sklearn's short fits) times nothing: the fixed bounds for a network
+    not tuned yet, the remembered choice for one that was."""
+    spec = _tunable("untuned", [9, 20, 3])
+    monkeypatch.setattr(measuring, "_step_timer", None)  # never called
+    m = symnet.compile(spec, tmp_path / "a", tune=False)
+    bounds = [list(f) for f in measuring.bounds_flags(symnet.compiler.as_spec(spec))]
+    assert _gemm_columns(m) == bounds
+    prefer = [[False, True], [True, True]]
+    monkeypatch.setattr(measuring, "_step_timer", _fake_timer(prefer, []))
+    assert _gemm_columns(symnet.compile(spec, tmp_path / "b")) == prefer
+    monkeypatch.setattr(measuring, "_step_timer", None)
+    assert _gemm_columns(symnet.compile(spec, tmp_path / "c", tune=False)) == prefer

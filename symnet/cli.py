@@ -206,8 +206,7 @@ def _inspect_residuals(spec, args) -> int:
     by sympy); then each term's residual and its derivatives by the symbols it uses."""
     import sympy as sp
 
-    from .functions import activation_def
-    from .jets import channels_for, jet_map
+    from .jets import activation_jets, channels_for
     from .residuals import point_sets, residual_terms
 
     def show(lhs, rhs):
@@ -228,9 +227,7 @@ def _inspect_residuals(spec, args) -> int:
         print(f"\n## points \"{name}\": channels "
               + ", ".join(f"{c} ({channel(c)})" if c != "v" else "v" for c in ch.names()))
         for number, layer in enumerate(spec.network.layers, start=1):
-            definition = activation_def(layer.activation)
-            kwargs = layer.activation.kwargs
-            jm = jet_map(lambda z, d=definition, k=kwargs: d.expr(z, **k), ch)
+            jm = activation_jets(layer.activation, ch)
             src = "x" if number == 1 else f"a{number - 1}"
             print(f"# layer {number} ({layer.activation.describe()}): n_c = {src}_c @ "
                   f"W{number}.T" + ("" if layer.bias == "none" else f" (+ b{number} for v)"))

@@ -17,7 +17,7 @@ out channels of their adjoint times the partial derivative of their expression b
 channel, again by sympy.
 
 The residuals' own derivatives (d residual / d u_xx, ...) are taken from their expressions in
-the same way (`residual_adjoints`).
+the same way, where the residuals are printed (codegen/cpu/residuals.py).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .lazy import sp
-from .residuals import Derivative
 from .tangent import almost_everywhere
 
 
@@ -78,6 +77,15 @@ def _real(name: str) -> sp.Symbol:
 OUT = sp.Symbol("y", real=True)
 
 
+def activation_jets(activation, channels: Channels) -> JetMap:
+    """The jet map of a spec's `Activation` (a registry entry or a custom formula, with its
+    parameters); SymnetError for a layer-wide one (softmax has no per-unit expression)."""
+    from .functions import activation_def
+
+    definition = activation_def(activation)
+    return jet_map(lambda z: definition.expr(z, **activation.kwargs), channels)
+
+
 def jet_map(f, channels: Channels) -> JetMap:
     """The jet map of the activation `f` (a function from a sympy expression to its
     activation's expression) for `channels`."""
@@ -122,7 +130,3 @@ def jet_map(f, channels: Channels) -> JetMap:
     return JetMap(tuple((c, nets[c]) for c in names), tuple((c, adjoints[c]) for c in names),
                   tuple((c, forward[c]) for c in names), tuple((c, backward[c]) for c in names))
 
-
-def residual_adjoints(expr: sp.Expr, uses) -> tuple[tuple[sp.Symbol, Derivative, sp.Expr], ...]:
-    """d residual / d symbol for each (symbol, Derivative) the residual uses, by sympy."""
-    return tuple((sym, d, sp.diff(expr, sym)) for sym, d in uses)

@@ -71,8 +71,10 @@ def policy() -> str:
     return value
 
 
+@lru_cache(maxsize=4)
 def gemm_source(version: str) -> tuple[str, str]:
-    """The gemm file: (its module name, its text)."""
+    """The gemm file: (its module name, its text), rendered once per process (every build of
+    a loop-form network asks for its name: the kernel file, the key of the tuned choices)."""
     text = render("cpu/gemm.py.jinja", GemmFileContext(version=version, njit=NJIT_OPTIONS,
                                                         gemm_max=GEMM_MAX))
     return GEMM_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:16], text

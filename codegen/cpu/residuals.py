@@ -21,8 +21,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from symnet.functions import activation_def
-from symnet.jets import OUT, Channels, JetMap, channel_name, channels_for, jet_map
+from symnet.jets import OUT, Channels, JetMap, activation_jets, channel_name, channels_for
 from symnet.layers import weight_decay
 from symnet.residuals import point_sets, residual_terms
 
@@ -113,12 +112,6 @@ def _jet_code(jm: JetMap, printer: NumbaPrinter, number: int) -> JetCode:
     return JetCode(f_lines, list(zip(names, f_out)), b_lines, list(zip(names, b_out)), reads)
 
 
-def _activation(layer):
-    definition = activation_def(layer.activation)
-    kwargs = layer.activation.kwargs
-    return lambda z: definition.expr(z, **kwargs)  # a layer-wide one raises SymnetError
-
-
 def _term_code(term, printer: NumbaPrinter, index: int, spec) -> TermCode:
     rename = {sym: sp.Symbol(f"in_{k}", real=True) for k, sym in enumerate(term.inputs)}
     loads = []
@@ -145,17 +138,17 @@ def residuals_context(spec, *, version: str, spec_file: str) -> CpuResidualsCont
     module = module_context(spec, version=version, spec_file=spec_file, mode="residuals")
     terms = residual_terms(spec)
     layers = spec.network.layers
-    acts = [_activation(layer) for layer in layers]
 
     def layer_jets(ch: Channels) -> list[LayerJets]:
         codes = []
         units_in = spec.network.inputs
-        for number, (layer, f) in enumerate(zip(layers, acts), start=1):
+        for number, layer in enumerate(layers, start=1):
             has_b = layer.bias != "none"
             codes.append(LayerJets(number, layer.units, units_in, layer.activation.describe(),
                                    layer.bias, f"W{number}", f"B{number}" if has_b else "",
                                    f"dW{number}", f"dB{number}" if has_b else "",
-                                   _jet_code(jet_map(f, ch), printer, number)))
+                                   _jet_code(activation_jets(layer.activation, ch), printer,
+                                             number)))
             units_in = layer.units
         return codes
 

@@ -12,30 +12,11 @@ kernels' vector width). Results go to docs/benchmarks.md by hand, with the machi
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import tempfile
 import time
 
 import numpy as np
-
-
-def cpu_header() -> str:
-    name, flags = platform.processor() or "?", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and name in ("?", ""):
-                    name = line.split(":", 1)[1].strip()
-                elif line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
-    vec = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    return f"{name}, {vec}, {os.cpu_count()} cores"
+from machine import cpu_description  # benchmarks/machine.py, beside this script
 
 
 def spec(name="dp_bench", width=32, depth=2, dtype="float32"):
@@ -73,7 +54,7 @@ def main() -> None:
     import symnet
     import symnet.dask as sd
 
-    print(f"# bench_dask: {cpu_header()}; {time.strftime('%Y-%m-%d')}")
+    print(f"# bench_dask: {cpu_description()}; {time.strftime('%Y-%m-%d')}")
     out = tempfile.mkdtemp(prefix="bench_dask_")
     module = symnet.compile(spec(), out)
     rng = np.random.default_rng(0)

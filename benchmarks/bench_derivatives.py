@@ -27,7 +27,6 @@ libraries choose on this machine (say which in the notes).
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import tempfile
@@ -38,6 +37,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from machine import cpu_description  # noqa: E402
 
 WORKLOADS = {
     "small": {"layers": [12, 12], "inputs": 2, "batch": 1024, "mode": "scalar"},
@@ -128,8 +130,8 @@ def run(args):
                 print("# " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
                                         for k, v in row.items()), flush=True)
     peers = [k for k in rows[0] if k not in ("workload", "dtype", "what", "symnet")]
-    print(f"\nCPU: {_cpu()}; {time.strftime('%Y-%m-%d')}; median of {args.repeats} blocks of "
-          f"{args.calls} calls; µs per call\n")
+    print(f"\nCPU: {cpu_description()}; {time.strftime('%Y-%m-%d')}; median of "
+          f"{args.repeats} blocks of {args.calls} calls; µs per call\n")
     head = "| workload | dtype | function | symnet | " + " | ".join(peers) + " | " + \
         " | ".join(f"vs {p}" for p in peers) + " |"
     print(head)
@@ -183,18 +185,6 @@ def _torch(params, X, T, V, dtype):
             "input_grad": input_grad,
             "hvp": lambda: {k: a.detach().numpy() for k, a in
                             jvp(grad(lambda q: loss(q, Xt)), (p,), (v,))[1].items()}}
-
-
-def _cpu():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                flags = Path("/proc/cpuinfo").read_text()
-                isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-                return f"{line.split(':', 1)[1].strip()} ({isa})"
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main():

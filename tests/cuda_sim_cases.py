@@ -23,7 +23,46 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1" \
     pytest.skip("run by tests/test_cuda.py with NUMBA_ENABLE_CUDASIM=1 (or SYMNET_CUDA_CASES=gpu)",
                 allow_module_level=True)
 
+import sys  # noqa: E402
+import threading  # noqa: E402
+
 from numba import cuda  # noqa: E402  (after the check: the simulator must be on)
+
+
+def _simulate_finely():
+    """Two settings of the simulator for this process. Its block manager polls its threads
+    in a busy loop, and with CPython's default 5 ms thread switch interval most of a launch
+    is that loop (a case took 36 s; with 20 us, 18 s). Finer switching also interleaves the
+    simulated threads more finely, so a missing syncthreads shows sooner. It also exposes a
+    race in the simulator itself: cuda.shared.array checks and then fills its table of
+    arrays per source line without a lock, so two threads could each make their own
+    "shared" array; the allocation is made under a lock here."""
+    from numba.core import types
+    from numba.cuda.simulator import kernelapi
+    from numba.np import numpy_support
+
+    sys.setswitchinterval(2e-5)
+    lock = threading.Lock()
+    dynamic = kernelapi.FakeCUDAShared.array
+
+    def array(self, shape, dtype):
+        if shape == 0:  # dynamic shared memory: one buffer, no table
+            return dynamic(self, shape, dtype)
+        caller = sys._getframe(1)  # the simulator's key: the calling line
+        key = (caller.f_code.co_filename, caller.f_lineno)
+        with lock:
+            found = self._allocations.get(key)
+            if found is None:
+                if isinstance(dtype, types.Type):
+                    dtype = numpy_support.as_dtype(dtype)
+                found = self._allocations[key] = np.empty(shape, dtype)
+        return found
+
+    kernelapi.FakeCUDAShared.array = array
+
+
+if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+    _simulate_finely()
 
 # 8 threads a block and at most 2 blocks: 20 samples are 3 tiles, so the grid-stride loop,
 # several blocks' partials and the padding of the last tile are all exercised. A step is one

@@ -46,11 +46,12 @@ class DecayCode:
     second: str = ""  # the gradient's derivative (both loop forms' Hessian-vector product)
 
 
-def decay_code(program, printer: NumbaPrinter) -> DecayCode | None:
+def decay_code(program, printer: NumbaPrinter, symbolic: bool = False) -> DecayCode | None:
     """A LoopProgram's weight decay, printed for one weight w, or None. The one place either
     backend's loop form prints the term (the CPU's kernel file and its module's tables; the
-    CUDA module's penalty and gradient)."""
-    decay = program.decay
+    CUDA module's penalty and gradient). `symbolic`: lambda printed as `lam`, a variable of
+    the kernel (the CPU kernel file, shared by every value of lambda)."""
+    decay = program.symbolic_decay if symbolic else program.decay
     if decay is None:
         return None
     return DecayCode(printer.doprint(decay.term), printer.doprint(decay.grad),

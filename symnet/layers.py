@@ -123,15 +123,23 @@ class WeightDecay:
         return sp.Piecewise((grad, sp.Eq(SAMPLE_INDEX, 0)), (0, True))
 
     @property
+    def symbolic(self) -> bool:
+        """Whether lambda is the symbol LAM (read at run time) rather than its value."""
+        return self.term.has(LAM)
+
+    @property
     def once_per_batch(self) -> str:
         """The loop form's formula: the term is added after the reduction."""
-        return f"{self.lam!r}*sum w^2 once per batch"
+        return f"{'lam' if self.symbolic else repr(self.lam)}*sum w^2 once per batch"
 
 
-def weight_decay(loss: Loss) -> WeightDecay | None:
+def weight_decay(loss: Loss, symbolic: bool = False) -> WeightDecay | None:
+    """The loss's weight decay, or None. `symbolic`: lambda stays the symbol LAM (printed
+    `lam`), for the CPU loop form's kernel file, which reads its value from a table at run
+    time so that networks differing only in lambda share one compiled kernel."""
     if not loss.weight_decay:
         return None
-    term = DECAY_TERM.xreplace({LAM: sp.Float(loss.weight_decay)})
+    term = DECAY_TERM if symbolic else DECAY_TERM.xreplace({LAM: sp.Float(loss.weight_decay)})
     grad = local_derivative(term, W)
     return WeightDecay(loss.weight_decay, loss.reduction, term, grad, local_derivative(grad, W))
 

@@ -20,7 +20,16 @@ import sympy as sp
 
 from .autodiff import differentiate, local_derivative
 from .functions import x, y
-from .layers import LayerProgram, W, WeightDecay, layer_program, loss_sum, softmax_steps, unit_out
+from .layers import (
+    LayerProgram,
+    W,
+    WeightDecay,
+    layer_program,
+    loss_sum,
+    softmax_steps,
+    unit_out,
+    weight_decay,
+)
 from .program import Assign, LayerInfo, ParamEntry, Program
 from .schedule import cse_block, derived_block, eliminate_dead
 from .spec import Spec
@@ -76,6 +85,10 @@ class LoopProgram:
     output: OutputBlock
     loss_formula: str
     decay: WeightDecay | None  # lambda * w^2 for one weight and its gradient, or None
+    # the same with lambda the symbol `lam` (symnet.layers.LAM), for a kernel shared by every
+    # value of lambda (the CPU kernel file), and the loss's formula written with it
+    symbolic_decay: WeightDecay | None = None
+    symbolic_loss_formula: str = ""
 
     @property
     def outputs(self) -> int:
@@ -100,11 +113,14 @@ def loop_form(program: LayerProgram) -> LoopProgram:
             activation=L.described, formula=L.formula,
             out=f.xreplace({x: Z}), derivative=d, second=_second(d)))
     decay = program.decay
-    text = program.loss_def.formula
+    symbolic = weight_decay(program.loss, symbolic=True)
+    text = symbolic_text = program.loss_def.formula
     if decay is not None:
         text += f" (+ {decay.once_per_batch})"
+        symbolic_text += f" (+ {symbolic.once_per_batch})"
     return LoopProgram(inputs=program.inputs, layers=tuple(layers), output=_output(program),
-                       loss_formula=text, decay=decay)
+                       loss_formula=text, decay=decay, symbolic_decay=symbolic,
+                       symbolic_loss_formula=symbolic_text)
 
 
 def _second(d: sp.Expr) -> sp.Expr:

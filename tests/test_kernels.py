@@ -66,6 +66,49 @@ def test_a_network_of_known_kinds_is_rendered_without_lowering(tmp_path, monkeyp
         np.testing.assert_allclose(g[name], fd[name], rtol=1e-5, atol=1e-9)
 
 
+def _decayed(widths, lam, name):
+    spec = _spec(widths, name=name)
+    spec["loss"] = {**spec["loss"], "weight_decay": lam}
+    return spec
+
+
+def test_the_weight_decay_is_a_number_in_the_tables(tmp_path, monkeypatch):
+    """Networks that differ only in the weight decay's lambda share one kernel file (a search
+    over scikit-learn's alpha compiles once), and each trains with its own lambda."""
+    assert symnet.build(_decayed([8], 0.01, "d1")).kernels[0] \
+        == symnet.build(_decayed([8], 0.3, "d2")).kernels[0] \
+        != symnet.build(_spec([8])).kernels[0]
+    first = symnet.compile(_decayed([8, 8], 0.01, "d1"), tmp_path, kernel_dir=tmp_path)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("lowered again")
+
+    monkeypatch.setattr(symnet.loop, "lower_loop", refuse)
+    spec = _decayed([5, 9], 0.3, "d2")
+    second = symnet.compile(spec, tmp_path, kernel_dir=tmp_path)
+    assert second._kernels is first._kernels
+    rng = np.random.default_rng(3)
+    params = second.init_params()
+    X, T = rng.normal(size=(9, 3)), rng.normal(size=(9, 2))
+    E, g = second.grad(params, X, T)
+    assert E == pytest.approx(ref_loss(spec, params, X, T), rel=1e-12)
+    without = {**spec, "loss": {"kind": "mse", "reduction": "mean"}}
+    assert E > ref_loss(without, params, X, T) + 0.01  # lambda 0.3 is in it
+    fd = finite_difference_grad(spec, params, X, T)
+    for name in params:
+        np.testing.assert_allclose(g[name], fd[name], rtol=1e-5, atol=1e-9)
+    V = {k: rng.normal(size=v.shape) for k, v in params.items()}
+    h = 1e-6
+    up = second.grad({k: v + h * V[k] for k, v in params.items()}, X, T)[1]
+    down = second.grad({k: v - h * V[k] for k, v in params.items()}, X, T)[1]
+    _, Hv = second.hvp(params, X, T, V)
+    for name in params:  # the Hessian-vector product's 2*lam*v as well
+        np.testing.assert_allclose(Hv[name], (up[name] - down[name]) / (2 * h), rtol=1e-5,
+                                   atol=1e-7)
+    # input_grad's loss: the same lambda
+    assert second.input_grad(params, X, T)[0] == pytest.approx(E, rel=1e-12)
+
+
 def test_a_damaged_kernel_info_is_rebuilt(tmp_path):
     symnet.compile(_spec([8, 8]), tmp_path, kernel_dir=tmp_path)
     (info,) = tmp_path.glob("symnet_kinds_*.json")

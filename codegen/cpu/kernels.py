@@ -174,11 +174,13 @@ def kernel_file_context(spec: Spec, program, *,
         kinds=kinds,
         uses_gemm=uses_gemm(spec),
         gemm_module=gemm_source(version)[0] if uses_gemm(spec) else "",
-        **output_block_fields(program, called),
+        # lambda stays `lam`, read from hyper: every value of the weight decay shares the file
+        **{**output_block_fields(program, called),
+           "loss_formula": program.symbolic_loss_formula},
         loss_name=out.loss.name,
         net_loads=NetLoads(forward=used_symbols(out.forward, out.nets),
                            grad=used_symbols(out.grad_steps, out.nets)),
-        weight_decay=decay_code(program, printer),
+        weight_decay=decay_code(program, printer, symbolic=True),
         # the printers record the modules their code calls: math for erf
         uses_math=any("math" in p.module_imports for p in (printer, called)),
     ), kind_of
@@ -187,12 +189,12 @@ def kernel_file_context(spec: Spec, program, *,
 def kernel_source(spec: Spec, program, *, version: str) -> tuple[KernelInfo, str]:
     """The kernel file for the network's kinds (a LoopProgram from symnet.loop.lower_loop),
     and its KernelInfo. Nothing in the text depends on the widths (but the output layer's),
-    the depth, the learning rate or the optimizer's settings."""
+    the depth, the learning rate, the optimizer's settings or the weight decay's lambda."""
     ctx, kind_of = kernel_file_context(spec, program, version=version)
     text = render("cpu/kernels.py.jinja", ctx)
     name = KERNEL_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:16]
     decay = ctx.weight_decay
-    return KernelInfo(name, ctx.kinds, kind_of, program.loss_formula,
+    return KernelInfo(name, ctx.kinds, kind_of, program.symbolic_loss_formula,
                       decay and decay.penalty, decay and decay.grad), text
 
 
@@ -234,7 +236,7 @@ def kinds_key(spec: Spec, version: str) -> str:
         "hidden": sorted({layer.activation.describe() for layer in layers[:-1]}),
         "output": [layers[-1].activation.describe(), layers[-1].units],
         "loss": [spec.loss.kind, spec.loss.reduction, repr(spec.loss.expr),
-                 repr(spec.loss.weight_decay)],
+                 bool(spec.loss.weight_decay)],  # with or without; its value is in hyper
         "optimizer": [tr.optimizer, tr.momentum > 0, tr.nesterov],
         "gemm": uses_gemm(spec),
     }
@@ -339,7 +341,7 @@ class LoopTables:
     forward_plan: list[TableRow]  # forward and loss: (action, layer, src, dst) per step
     forward_arena: int  # the forward arena's values per sample
     segments: list[TableRow]  # per parameter array: (offset in theta, size, updated)
-    hyper: tuple[float, ...]  # the optimizer's and the schedule's numbers, MIN_DELTA last
+    hyper: tuple[float, ...]  # the optimizer's and the schedule's numbers, MIN_DELTA, LAM
     n_theta: int  # theta's length: all the parameters, flat
     offsets: dict[str, tuple[int, int]]  # per parameter array: (offset in theta, size)
 
@@ -406,7 +408,8 @@ def cpu_loop_context(spec: Spec, info: KernelInfo, p: Plan, *, version: str, spe
              float(decay[1]) if decay[0] == "step" else 0.0,
              float(decay[2] if decay[0] == "step" else decay[1]) if decay[0] != "none"
              else 0.0,
-             0.0)  # MIN_DELTA: set per call by fit with validation data
+             0.0,  # MIN_DELTA: set per call by fit with validation data
+             float(spec.loss.weight_decay))  # LAM: the weight decay's lambda
     return CpuLoopContext(
         **{**cpu_module_fields(module),
            "uses_gemm": any(row.values[6] or row.values[7] for row in layout[1:])},

@@ -166,9 +166,12 @@ def test_every_entry_point_runs_one_compiled_function(tmp_path):
     m.train_step(p, X, T, state=state)
     m.fit(p, X, T, 2, state=state)
     m.fit(p, X, T, 2, batch_size=3, seed=1)
-    m.fit(p, X, T, 2, trace=True)
+    m.fit(p, X, T, 2, validation=(X, T), patience=1)
     m.forward(p, X.astype(np.float32))  # converted to the module's dtype first
     assert len(m._kernels._run.signatures) == 1
+    # the trace has one of its own (its arrays, None for the others, prune its code from theirs)
+    m.fit(p, X, T, 2, trace=True)
+    assert len(m._kernels._run.signatures) == 2
 
 
 def test_the_next_network_of_a_sweep_needs_no_sympy(tmp_path):

@@ -103,3 +103,17 @@ def pytest_make_collect_report(collector):
     if report.skipped and collector.config.getoption("--fail-on-skip"):
         report.outcome = "failed"
         report.longrepr = f"module skipped under --fail-on-skip: {report.longrepr}"
+
+
+@pytest.fixture(scope="session")
+def run_folder(shared_kernel_dir):
+    """`run_folder(name)`: a folder of the run shared by every test process (beside the kernel
+    folder). A module-scoped fixture that compiles its modules there has them compiled by
+    Numba once per run: pytest-xdist may run a test file's tests in both processes, and the
+    second finds the module written and its compiled code in Numba's cache beside it."""
+    def folder(name: str):
+        path = shared_kernel_dir.parent / "modules" / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    return folder

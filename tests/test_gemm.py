@@ -35,8 +35,8 @@ def _narrow(dtype, **extra):
 
 
 @pytest.fixture(scope="module", params=["float32", "float64"])
-def module(request, tmp_path_factory):
-    return symnet.compile(_narrow(request.param), tmp_path_factory.mktemp(request.param))
+def module(request, run_folder):
+    return symnet.compile(_narrow(request.param), run_folder(f"gemm_{request.param}"))
 
 
 def _close(got, want, dtype):

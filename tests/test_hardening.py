@@ -397,9 +397,9 @@ def test_concurrent_compiles_each_import_a_complete_module(tmp_path):
 
 
 @pytest.fixture(scope="module", params=["scalar", "loop"])
-def net(request, tmp_path_factory):
+def net(request, run_folder):
     return symnet.compile(small(f"checks_{request.param}", mode=request.param),
-                          tmp_path_factory.mktemp(request.param))
+                          run_folder(f"checks_{request.param}"))
 
 
 X2 = np.array([[0.5, -0.25], [0.1, 0.2], [-0.3, 0.4]])

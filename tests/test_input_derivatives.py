@@ -40,8 +40,8 @@ def _full(name: str, mode: str, dtype: str = "float64") -> dict:
 
 
 @pytest.fixture(scope="module")
-def modules(tmp_path_factory):
-    out = tmp_path_factory.mktemp("derivatives")
+def modules(run_folder):
+    out = run_folder("derivatives")
     cache = {}
 
     def get(name, mode, dtype="float64"):

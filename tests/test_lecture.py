@@ -13,8 +13,8 @@ T = np.array([[0.01, 0.99]])
 
 
 @pytest.fixture(scope="module")
-def mazur(tmp_path_factory):
-    return symnet.compile(EXAMPLES / "mazur.toml", tmp_path_factory.mktemp("mazur"))
+def mazur(run_folder):
+    return symnet.compile(EXAMPLES / "mazur.toml", run_folder("lecture"))
 
 
 def test_hidden_layer_outputs(tmp_path):

@@ -84,10 +84,10 @@ def _point(spec, seed, batch=4):
 
 
 @pytest.fixture(scope="module")
-def modules(tmp_path_factory):
+def modules(run_folder):
     """Each spec compiled once per dtype, on first use."""
     cache = {}
-    out = tmp_path_factory.mktemp("library")
+    out = run_folder("library")
 
     def get(name, dtype="float64"):
         if (name, dtype) not in cache:

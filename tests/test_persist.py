@@ -31,8 +31,8 @@ SPECS = {
 
 
 @pytest.fixture(scope="module")
-def modules(tmp_path_factory):
-    out = tmp_path_factory.mktemp("persist")
+def modules(run_folder):
+    out = run_folder("persist")
     return {k: symnet.compile(spec, out) for k, spec in SPECS.items()}
 
 

@@ -36,8 +36,8 @@ MIXED = {
 
 
 @pytest.fixture(scope="module")
-def mixed(tmp_path_factory):
-    return symnet.compile(MIXED, tmp_path_factory.mktemp("residuals"))
+def mixed(run_folder):
+    return symnet.compile(MIXED, run_folder("residuals"))
 
 
 def _params(m, seed=0):

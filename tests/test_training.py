@@ -40,8 +40,8 @@ def test_train_step_is_sgd_on_updated_names(update, tmp_path):
         np.testing.assert_allclose(p[name], want, rtol=0, atol=1e-15)
 
 
-def test_train_step_default_learning_rate(tmp_path):
-    m = symnet.compile(_spec(), tmp_path)
+def test_train_step_default_learning_rate(run_folder):
+    m = symnet.compile(_spec(), run_folder("training"))
     rng = np.random.default_rng(2)
     X, T = _data(rng)
     p = m.init_params()
@@ -51,8 +51,8 @@ def test_train_step_default_learning_rate(tmp_path):
     np.testing.assert_allclose(p["W1"], w - 0.3 * g["W1"], atol=1e-15)
 
 
-def test_fit_equals_repeated_train_step(tmp_path):
-    m = symnet.compile(_spec(), tmp_path)
+def test_fit_equals_repeated_train_step(run_folder):
+    m = symnet.compile(_spec(), run_folder("training"))
     rng = np.random.default_rng(3)
     X, T = _data(rng)
     a, b = m.init_params(), m.init_params()
@@ -123,8 +123,8 @@ def test_init_schemes(tmp_path):
     assert np.abs(p["W1"]).max() > 0.3  # spread over the range, not near zero
 
 
-def test_wrong_arguments_raise_value_error(tmp_path):
-    m = symnet.compile(_spec(), tmp_path)
+def test_wrong_arguments_raise_value_error(run_folder):
+    m = symnet.compile(_spec(), run_folder("training"))
     p = m.init_params()
     X, T = _data(np.random.default_rng(5))
     with pytest.raises(ValueError, match="X: expected shape"):
@@ -146,8 +146,8 @@ def test_wrong_arguments_raise_value_error(tmp_path):
 
 
 @pytest.mark.parametrize("lr", [-0.1, 0.0, float("nan"), "0.1"])
-def test_bad_learning_rate_is_refused(lr, tmp_path):
-    m = symnet.compile(_spec(), tmp_path)
+def test_bad_learning_rate_is_refused(lr, run_folder):
+    m = symnet.compile(_spec(), run_folder("training"))
     p = m.init_params()
     X, T = _data(np.random.default_rng(6))
     with pytest.raises(ValueError, match="lr: expected a positive finite number"):
@@ -195,8 +195,8 @@ def test_uneven_last_minibatch_is_a_step_on_its_own_samples(mode, tmp_path):
         np.testing.assert_allclose(p[name], q[name], rtol=1e-12, atol=1e-15)
 
 
-def test_minibatch_fit_is_seeded_and_trains(tmp_path):
-    m = symnet.compile(_spec(), tmp_path)
+def test_minibatch_fit_is_seeded_and_trains(run_folder):
+    m = symnet.compile(_spec(), run_folder("training"))
     rng = np.random.default_rng(10)
     X = rng.normal(size=(64, 3))
     T = np.stack([(X[:, 0] > 0), (X[:, 1] + X[:, 2] > 0)], axis=1).astype(float)
@@ -214,8 +214,8 @@ def test_minibatch_fit_is_seeded_and_trains(tmp_path):
     np.testing.assert_array_equal(m.fit(a, X, T, 3, batch_size=64), m.fit(b, X, T, 3))
 
 
-def test_fit_argument_checks(tmp_path):
-    m = symnet.compile(_spec(), tmp_path)
+def test_fit_argument_checks(run_folder):
+    m = symnet.compile(_spec(), run_folder("training"))
     p = m.init_params()
     X, T = _data(np.random.default_rng(11))
     for bad in (0, -2, 1.5, True):

@@ -3,6 +3,7 @@ samples, a few epochs, small networks) and draws its figure; the full runs are t
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -94,10 +95,13 @@ def test_backprop_trace_core(backprop_result):
     assert len(lines) == 1 + 3 + 1 + 1
 
 
+# the plot extra; the cores above run without it. Skipped before its fixtures are set up: in
+# the other test process they would run all four examples again only to skip
 @pytest.mark.extra
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
+                    reason="could not import 'matplotlib' (the plot extra)")
 def test_the_examples_draw_their_pngs(tmp_path, classification_result, activations_result,
                                       depth_result, backprop_result):
-    pytest.importorskip("matplotlib")  # the plot extra; the cores above run without it
     classification.plot(classification_result, tmp_path / "c.png")
     activations.plot(activations_result, tmp_path / "a.png", activations=("sigmoid",),
                      depths=(3,))

@@ -132,16 +132,23 @@ class WeightDecay:
         """The loop form's formula: the term is added after the reduction."""
         return f"{'lam' if self.symbolic else repr(self.lam)}*sum w^2 once per batch"
 
+    def with_symbol(self) -> WeightDecay:
+        """The same decay with lambda kept as the symbol LAM (printed `lam`), for the CPU loop
+        form's kernel file, which reads its value from a table at run time so that networks
+        differing only in lambda share one compiled kernel."""
+        return _decay(self.lam, self.reduction, DECAY_TERM)
 
-def weight_decay(loss: Loss, symbolic: bool = False) -> WeightDecay | None:
-    """The loss's weight decay, or None. `symbolic`: lambda stays the symbol LAM (printed
-    `lam`), for the CPU loop form's kernel file, which reads its value from a table at run
-    time so that networks differing only in lambda share one compiled kernel."""
+
+def _decay(lam: float, reduction: str, term: sp.Expr) -> WeightDecay:
+    grad = local_derivative(term, W)
+    return WeightDecay(lam, reduction, term, grad, local_derivative(grad, W))
+
+
+def weight_decay(loss: Loss) -> WeightDecay | None:
     if not loss.weight_decay:
         return None
-    term = DECAY_TERM if symbolic else DECAY_TERM.xreplace({LAM: sp.Float(loss.weight_decay)})
-    grad = local_derivative(term, W)
-    return WeightDecay(loss.weight_decay, loss.reduction, term, grad, local_derivative(grad, W))
+    return _decay(loss.weight_decay, loss.reduction,
+                  DECAY_TERM.xreplace({LAM: sp.Float(loss.weight_decay)}))
 
 
 @dataclass(frozen=True)

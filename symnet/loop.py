@@ -15,21 +15,13 @@ elementwise comes from the layer-level program, nothing is derived here a second
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import sympy as sp
 
 from .autodiff import differentiate, local_derivative
 from .functions import x, y
-from .layers import (
-    LayerProgram,
-    W,
-    WeightDecay,
-    layer_program,
-    loss_sum,
-    softmax_steps,
-    unit_out,
-    weight_decay,
-)
+from .layers import LayerProgram, W, WeightDecay, layer_program, loss_sum, softmax_steps, unit_out
 from .program import Assign, LayerInfo, ParamEntry, Program
 from .schedule import cse_block, derived_block, eliminate_dead
 from .spec import Spec
@@ -83,16 +75,30 @@ class LoopProgram:
     inputs: int
     layers: tuple[LoopLayer, ...]
     output: OutputBlock
-    loss_formula: str
+    loss_text: str  # the per-sample loss's formula, without the weight decay
     decay: WeightDecay | None  # lambda * w^2 for one weight and its gradient, or None
-    # the same with lambda the symbol `lam` (symnet.layers.LAM), for a kernel shared by every
-    # value of lambda (the CPU kernel file), and the loss's formula written with it
-    symbolic_decay: WeightDecay | None = None
-    symbolic_loss_formula: str = ""
 
     @property
     def outputs(self) -> int:
         return self.layers[-1].units
+
+    @property
+    def loss_formula(self) -> str:
+        return _with_decay(self.loss_text, self.decay)
+
+    @cached_property
+    def symbolic_decay(self) -> WeightDecay | None:
+        """The decay with lambda the symbol `lam`, for a kernel shared by every value of
+        lambda (the CPU kernel file)."""
+        return self.decay and self.decay.with_symbol()
+
+    @property
+    def symbolic_loss_formula(self) -> str:
+        return _with_decay(self.loss_text, self.symbolic_decay)
+
+
+def _with_decay(text: str, decay: WeightDecay | None) -> str:
+    return text if decay is None else f"{text} (+ {decay.once_per_batch})"
 
 
 def lower_loop(spec: Spec) -> LoopProgram:
@@ -112,15 +118,8 @@ def loop_form(program: LayerProgram) -> LoopProgram:
             number=L.number, units=L.units, units_in=L.units_in, bias=L.bias,
             activation=L.described, formula=L.formula,
             out=f.xreplace({x: Z}), derivative=d, second=_second(d)))
-    decay = program.decay
-    symbolic = weight_decay(program.loss, symbolic=True)
-    text = symbolic_text = program.loss_def.formula
-    if decay is not None:
-        text += f" (+ {decay.once_per_batch})"
-        symbolic_text += f" (+ {symbolic.once_per_batch})"
     return LoopProgram(inputs=program.inputs, layers=tuple(layers), output=_output(program),
-                       loss_formula=text, decay=decay, symbolic_decay=symbolic,
-                       symbolic_loss_formula=symbolic_text)
+                       loss_text=program.loss_def.formula, decay=program.decay)
 
 
 def _second(d: sp.Expr) -> sp.Expr:

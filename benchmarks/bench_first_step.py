@@ -36,17 +36,26 @@ and the OS's file cache stay warm.
   the SAME Numba cache and symnet output folders compiles a variant, 12 tanh layers of width 48
   (same inputs, output, loss, optimizer and dtype; learning rate 0.02; its own module name,
   peers_deep_12x48, as a sweep keeps every point's module) and times import + compile +
-  init_params + first fit; compared with JAX's cold time for deep.
+  init_params + first fit; compared with JAX's cold time for deep;
+- sweep's next point in the same process (when deep is run): what a sweep that runs its points
+  one after another in one process (a loop over specs, a Dask worker's later tasks) waits for.
+  A process with deep's caches runs deep (compile + first fit, untimed), then times
+  compile + init_params + first fit of another variant, 10 tanh layers of width 40 (learning
+  rate 0.03, module peers_deep_10x40); JAX in its own process does the same with its jitted
+  steps (deep's first step, untimed; then the variant's build + first call: a new trace and
+  XLA compile, since the shapes changed).
 
 Order within a repeat, per workload: symnet cold, sweep's next point (deep), symnet warm, JAX
-cold, all entry points. The table gives medians over the repeats. Threads: OpenBLAS and MKL
-are limited to --threads (default 2, as in bench_peers.py) through their environment
-variables (no import before the clock); XLA uses the machine's cores, or one thread with
---threads 1. If symnet cannot compile softmax + cross_entropy, the workload's output becomes
-sigmoid + bce for every contender (as in bench_peers.py), and the script says so.
+cold, all entry points, the next point in the same process (deep: symnet, then JAX). The table
+gives medians over the repeats. Threads: OpenBLAS and MKL are limited to --threads (default 2,
+as in bench_peers.py) through their environment variables (no import before the clock); XLA
+uses the machine's cores, or one thread with --threads 1. If symnet cannot compile softmax +
+cross_entropy, the workload's output becomes sigmoid + bce for every contender (as in
+bench_peers.py), and the script says so.
 
 Targets: symnet cold <= JAX cold on every workload (ratio JAX/symnet >= 1); all-entry ratio
-<= 1.5; sweep's next point <= 0.3x JAX's cold time for deep.
+<= 1.5; sweep's next point <= 0.3x JAX's cold time for deep (a fresh process, and in the
+same process).
 
     python benchmarks/bench_first_step.py [--quick] [--repeats N] [--threads N] [--json PATH]
                                           [--workloads moons,mnist,deep,wide8] [--no-sweep]
@@ -105,8 +114,18 @@ def workload_deep_next():
     return w
 
 
+def workload_deep_next_in_process():
+    """The next point of a sweep run in one process: 10 tanh layers of 40, another learning
+    rate (not the fresh process's variant, whose module that process wrote)."""
+    w = bench_peers.workload_deep()
+    w.update(name="deep_10x40", title="deep-narrow 32-(40 tanh)x10-1 linear, mse, batch 256",
+             units=[40] * 10 + [1], acts=["tanh"] * 10 + ["linear"], lr=0.03)
+    return w
+
+
 WORKLOADS = {**bench_peers.WORKLOADS, "wide8": workload_wide8,
-             "deep_12x48": workload_deep_next}
+             "deep_12x48": workload_deep_next, "deep_10x40": workload_deep_next_in_process}
+VARIANTS = ("deep_12x48", "deep_10x40")  # sweep points, not workloads of their own
 DEFAULT_WORKLOADS = "moons,mnist,deep,wide8"
 
 
@@ -146,6 +165,16 @@ def worker_symnet(a: dict) -> dict:
     r = {"import": t1 - t0, "compile": t2 - t1, "init_params": t3 - t2,
          "fallback": note is not None, "note": note, "mode": module.MODE,
          "symnet_file": symnet.__file__}
+    if a["kind"] == "sweep":  # deep ran (above); now the next point, in this process
+        module.fit(params, X, T, 1)
+        nxt = get_workload(a["next"], a["fallback"])
+        Xn, Tn = data(nxt)
+        t = time.perf_counter()
+        module, _ = bench_peers.build_symnet(nxt, a["out_dir"])
+        params = module.init_params()
+        losses = module.fit(params, Xn, Tn, 1)
+        return {"next": time.perf_counter() - t, "first_loss": float(losses[0]),
+                "mode": module.MODE}
     if a["kind"] == "all":
         calls = (("forward", lambda: module.forward(params, X)),
                  ("grad", lambda: module.grad(params, X, T)[0]),
@@ -193,6 +222,13 @@ def worker_jax(a: dict) -> dict:
     t2 = time.perf_counter()
     first, _ = step.run(1)  # first call: trace, lower, XLA compile, run; block_until_ready
     t3 = time.perf_counter()
+    if a["kind"] == "jax_sweep":  # deep ran (above); now the next point, in this process
+        nxt = get_workload(a["next"], a["fallback"])
+        Xn, Tn = data(nxt)
+        pn = jax_params(nxt)
+        t = time.perf_counter()
+        first, _ = bench_peers.Jax(nxt, pn, Xn, Tn, fori=False).run(1)
+        return {"next": time.perf_counter() - t, "first_loss": first}
     leaked = sorted(m for m in ("symnet", "numba") if m in sys.modules)
     if leaked:
         raise SystemExit(f"the JAX worker imported {leaked}")
@@ -205,7 +241,7 @@ def worker_main(kind: str, arg: str) -> int:
     warnings.filterwarnings("ignore")  # JAX: donated buffers unusable on CPU
     a = json.loads(arg)
     a["kind"] = kind
-    r = worker_jax(a) if kind == "jax" else worker_symnet(a)
+    r = worker_jax(a) if kind.startswith("jax") else worker_symnet(a)
     print(json.dumps(r))
     return 0
 
@@ -299,6 +335,17 @@ def one_repeat(name: str, res: dict, args, env0: dict, tmp: str, log) -> None:
     log(f"  symnet all entry points {fmt(allr.get('total'))} s"
         + _parts(allr, ("first_forward", "first_grad", "first_train_step", "first_fit"))
         + _err(allr))
+    if name == "deep" and args.sweep:
+        env = caches(tmp, env0, f"{name}_inproc")  # deep's kernels compiled, then its variant
+        run_worker("first", env, workload=name, fallback=fb, out_dir=env["SYMNET_CACHE_DIR"])
+        nxt = run_worker("sweep", env, workload=name, next="deep_10x40", fallback=fb,
+                         out_dir=env["SYMNET_CACHE_DIR"])
+        res["sweep_in_process"].append(nxt)
+        jn = run_worker("jax_sweep", caches(tmp, env0, f"{name}_jax_inproc"), workload=name,
+                        next="deep_10x40", fallback=fb)
+        res["jax_in_process"].append(jn)
+        log(f"  next point in the same process (10x40): symnet {fmt(nxt.get('next'))} s"
+            + _err(nxt) + f", JAX {fmt(jn.get('next'))} s" + _err(jn))
 
 
 def _parts(r, keys):
@@ -335,6 +382,10 @@ def summarize(name: str, res: dict) -> dict:
         s["sweep_parts"] = {k: med(res["sweep_next"], k) for k in ("import", "compile",
                                                                    "init_params", "first_fit")}
         s["sweep_ratio"] = ratio(s["sweep_next"], s["jax_cold"])
+    if res["sweep_in_process"]:
+        s["sweep_in_process"] = med(res["sweep_in_process"], "next")
+        s["jax_in_process"] = med(res["jax_in_process"], "next")
+        s["sweep_in_process_ratio"] = ratio(s["sweep_in_process"], s["jax_cold"])
     return s
 
 
@@ -359,6 +410,13 @@ def print_report(results: dict, summaries: dict, args, header: str) -> None:
               f"caches): {fmt(deep['sweep_next'])} s = {fmt(r, suffix='x')} JAX's cold deep "
               f"{fmt(deep['jax_cold'])} s{verdict}; "
               + ", ".join(f"{k} {fmt(v)}" for k, v in deep["sweep_parts"].items()))
+        r = deep.get("sweep_in_process_ratio")
+        verdict = "" if r is None else (" (target <= 0.3x: "
+                                        + ("met" if r <= SWEEP_TARGET else "NOT met") + ")")
+        print(f"sweep's next point in the same process (deep, then 10x40, lr 0.03): symnet "
+              f"{fmt(deep.get('sweep_in_process'), '.3f')} s = {fmt(r, '.2f', 'x')} JAX's cold "
+              f"deep{verdict}; JAX's own next point in its process "
+              f"{fmt(deep.get('jax_in_process'), '.3f')} s")
     else:
         print("sweep's next point: not run (needs deep in --workloads, and no --no-sweep)")
     print()
@@ -407,7 +465,7 @@ def main() -> int:
     if args.workloads is None:
         args.workloads = "moons" if args.quick else DEFAULT_WORKLOADS
     names = args.workloads.split(",")
-    unknown = [n for n in names if n not in WORKLOADS or n == "deep_12x48"]
+    unknown = [n for n in names if n not in WORKLOADS or n in VARIANTS]
     if unknown:
         p.error(f"unknown workloads {unknown}; choose from {DEFAULT_WORKLOADS}")
 
@@ -426,7 +484,8 @@ def main() -> int:
     env0 = base_env(args.threads)
     results = {n: {"title": WORKLOADS[n]()["title"], "fallback": False, "notes": [],
                    "symnet_cold": [], "symnet_warm": [], "jax_cold": [], "symnet_all": [],
-                   "sweep_next": []} for n in names}
+                   "sweep_next": [], "sweep_in_process": [], "jax_in_process": []}
+               for n in names}
     with tempfile.TemporaryDirectory(prefix="bench_first_step_") as tmp:
         for rep in range(args.repeats):
             for name in names:

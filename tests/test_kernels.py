@@ -66,6 +66,49 @@ def test_a_network_of_known_kinds_is_rendered_without_lowering(tmp_path, monkeyp
         np.testing.assert_allclose(g[name], fd[name], rtol=1e-5, atol=1e-9)
 
 
+def test_wide_layers_take_the_kernel_file_with_gemm_when_it_is_there(tmp_path, monkeypatch):
+    """A network too wide for _gemm has a kernel file of its own without it; when only the
+    variant of its kinds with _gemm has been compiled (a sweep from 8 units to 65 and 66,
+    across GEMM_MAX), it runs that one, every product through np.dot, instead of compiling
+    another."""
+    narrow = symnet.compile(_spec([8, 8]), tmp_path, kernel_dir=tmp_path)
+    assert narrow._LAYOUT[1:, narrow._kernels.GEMM_FORWARD].any()  # it has _gemm
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("lowered again")
+
+    monkeypatch.setattr(symnet.loop, "lower_loop", refuse)
+    spec = _spec([65, 66], name="wide")
+    wide = symnet.compile(spec, tmp_path, kernel_dir=tmp_path)
+    assert wide._kernels is narrow._kernels
+    assert len(list(tmp_path.glob("symnet_kernels_*.py"))) == 1
+    k = wide._kernels
+    assert not wide._LAYOUT[:, [k.GEMM_FORWARD, k.GEMM_BACKWARD]].any()  # all np.dot
+    rng = np.random.default_rng(5)
+    params = wide.init_params()
+    X, T = rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+    E, g = wide.grad(params, X, T)
+    assert E == pytest.approx(ref_loss(spec, params, X, T), rel=1e-12)
+    h = 1e-6
+    for name, value in params.items():  # central differences of the reference loss
+        flat = value.reshape(-1)
+        for k in rng.choice(flat.size, size=min(flat.size, 12), replace=False):
+            old = flat[k]
+            flat[k] = old + h
+            up = ref_loss(spec, params, X, T)
+            flat[k] = old - h
+            down = ref_loss(spec, params, X, T)
+            flat[k] = old
+            assert g[name].reshape(-1)[k] == pytest.approx((up - down) / (2 * h), rel=1e-5,
+                                                           abs=1e-9)
+    # without that file, the wide network gets its own kernel file, without _gemm
+    monkeypatch.undo()
+    alone = tmp_path / "alone"
+    other = symnet.compile(spec, alone, kernel_dir=alone)
+    assert other.KERNEL_MODULE != wide.KERNEL_MODULE
+    assert not list(alone.glob("symnet_gemm_*.py"))
+
+
 def _decayed(widths, lam, name):
     spec = _spec(widths, name=name)
     spec["loss"] = {**spec["loss"], "weight_decay": lam}

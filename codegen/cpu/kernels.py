@@ -12,6 +12,11 @@ What a module needs to know of its kernel file is a `KernelInfo`: its name and e
 printed formulas. It is saved as JSON beside the kernel file, under a key computed from the
 spec without sympy (`kinds_key`), so that the next network of the same kinds (a sweep's next
 point, another worker) is rendered without lowering or differentiating anything.
+
+A network whose products all run through np.dot (no layer narrow enough for `_gemm`) has a
+kernel file without `_gemm`; it takes the one of its kinds with `_gemm` instead when only that
+one is on disk (`load_info`): with every GEMM column 0 that file runs np.dot alone, so a sweep
+whose widths cross GEMM_MAX (64 wide, then 128) compiles one kernel file, not two.
 """
 
 from __future__ import annotations
@@ -223,10 +228,11 @@ def support_files(spec: Spec, version: str) -> tuple[tuple[str, str], ...]:
     return (gemm_source(version),) if uses_gemm(spec) else ()
 
 
-def kinds_key(spec: Spec, version: str) -> str:
+def kinds_key(spec: Spec, version: str, gemm: bool | None = None) -> str:
     """What decides the kernel file's text, from the spec alone (no sympy): the generator,
     the dtype, the hidden activations, the output layer, the loss, the optimizer's kind and
-    whether _gemm is needed; not the widths, the depth or any number the tables carry."""
+    whether _gemm is needed (`gemm`: that of the variant with or without it; None: the
+    network's own); not the widths, the depth or any number the tables carry."""
     tr = spec.training
     layers = spec.network.layers
     key = {
@@ -238,20 +244,30 @@ def kinds_key(spec: Spec, version: str) -> str:
         "loss": [spec.loss.kind, spec.loss.reduction, repr(spec.loss.expr),
                  bool(spec.loss.weight_decay)],  # with or without; its value is in hyper
         "optimizer": [tr.optimizer, tr.momentum > 0, tr.nesterov],
-        "gemm": uses_gemm(spec),
+        "gemm": uses_gemm(spec) if gemm is None else gemm,
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def info_path(out_dir: str | os.PathLike, spec: Spec, version: str) -> Path:
-    return Path(out_dir) / f"{INFO_PREFIX}{kinds_key(spec, version)}.json"
+def info_path(out_dir: str | os.PathLike, spec: Spec, version: str,
+              gemm: bool | None = None) -> Path:
+    return Path(out_dir) / f"{INFO_PREFIX}{kinds_key(spec, version, gemm)}.json"
 
 
 def load_info(out_dir: str | os.PathLike, spec: Spec, version: str) -> KernelInfo | None:
     """The KernelInfo saved for the spec's kinds in out_dir, if any (and its kernel file is
-    there); None otherwise, or when the file cannot be read as one."""
+    there); None otherwise, or when the file cannot be read as one. A network that needs no
+    _gemm takes the variant of its kinds with _gemm when its own is not there (the module
+    docstring): its GEMM columns are 0, so that file runs the same products through np.dot."""
+    info = _read_info(info_path(out_dir, spec, version), out_dir, spec)
+    if info is None and not uses_gemm(spec):
+        info = _read_info(info_path(out_dir, spec, version, gemm=True), out_dir, spec)
+    return info
+
+
+def _read_info(path: Path, out_dir: str | os.PathLike, spec: Spec) -> KernelInfo | None:
     try:
-        info = KernelInfo.from_json(info_path(out_dir, spec, version).read_text("utf-8"))
+        info = KernelInfo.from_json(path.read_text("utf-8"))
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
     hidden = {layer.activation.describe() for layer in spec.network.layers[:-1]}

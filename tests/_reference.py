@@ -170,12 +170,16 @@ def loss(spec: dict, params: dict, X: np.ndarray, T: np.ndarray) -> float:
     return float(total)
 
 
-def finite_difference_grad(spec, params, X, T, h=1e-6):
+def finite_difference_grad(spec, params, X, T, h=1e-6, entries=None):
+    """Central differences of `loss`, for every entry of every parameter, or for the flat
+    indices `entries[name]` only (the others nan)."""
     grads = {}
     for name, value in params.items():
         g = np.zeros_like(value, dtype=np.float64)
         flat = value.reshape(-1)
-        for k in range(flat.size):
+        if entries is not None:
+            g[...] = np.nan
+        for k in range(flat.size) if entries is None else entries[name]:
             old = flat[k]
             flat[k] = old + h
             up = loss(spec, params, X, T)

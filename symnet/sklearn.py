@@ -24,6 +24,7 @@ finds in the cache) its module again on first use.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import warnings
@@ -38,6 +39,7 @@ try:
     from sklearn.utils import check_random_state
     from sklearn.utils.multiclass import check_classification_targets, type_of_target
     from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+    from threadpoolctl import ThreadpoolController  # a dependency of scikit-learn's
 except ImportError as exc:  # pragma: no cover - exercised in a process without sklearn
     from .errors import SymnetError
 
@@ -51,6 +53,29 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 
 # scikit-learn's activation names, and symnet's (any activation symnet knows is accepted too)
 ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+
+# A fit whose largest matrix product per step has at most this many multiply-adds (batch x
+# units x units in) runs BLAS on one thread: at such sizes waking BLAS's second thread for each
+# product costs more than it brings (digits' 64-128-10 net, batch 64: 15% faster on one
+# thread; batch 200 of a 256-unit layer, 3.3 million, 4% slower). Measured on a 2-core machine:
+# docs/benchmarks.md, section 19.
+ONE_BLAS_THREAD_MAX = 2**21
+_threadpools = []  # the process's ThreadpoolController, made on first use
+
+
+def blas_threads(spec: dict, batch: int):
+    """A context in which the kernels' BLAS calls (np.dot, through SciPy's BLAS) run on one
+    thread when the network's products are small enough (ONE_BLAS_THREAD_MAX), else as they
+    were; the thread counts are restored on leaving it."""
+    sizes = [spec["network"]["inputs"]] + [layer["units"] for layer in spec["network"]["layers"]]
+    largest = batch * max(a * b for a, b in zip(sizes, sizes[1:]))
+    if largest > ONE_BLAS_THREAD_MAX:
+        return contextlib.nullcontext()
+    if not _threadpools:
+        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls: loaded)
+
+        _threadpools.append(ThreadpoolController())
+    return _threadpools[0].limit(limits=1, user_api="blas")
 
 
 class _BaseMLP(BaseEstimator):
@@ -252,6 +277,30 @@ class _BaseMLP(BaseEstimator):
         seed = int(rng.randint(0, 2**31 - 1))
         X = np.ascontiguousarray(X, dtype=module.DTYPE)
         T = np.ascontiguousarray(T, dtype=module.DTYPE)
+        with blas_threads(self.spec_, batch):
+            history, n_train = self._history(module, params, state, X, T, batch, seed, rng,
+                                             incremental)
+        self._keep(params)
+        curve = [float(v) for v in history["loss"]]
+        self.loss_curve_ = self.loss_curve_ + curve
+        self.loss_ = curve[-1]
+        self.best_loss_ = min(self.best_loss_, min(curve)) if curve else self.best_loss_
+        self.n_iter_ += int(history["epochs"])
+        self.t_ += int(history["epochs"]) * n_train
+        self.n_layers_ = len(self.coefs_) + 1
+        self.n_outputs_ = T.shape[1]
+        self.out_activation_ = self.spec_["network"]["layers"][-1]["activation"]
+        if self.verbose:
+            for k, v in enumerate(curve, start=self.n_iter_ - len(curve) + 1):
+                print(f"Iteration {k}, loss = {v:.8f}")
+        if not incremental and history["stopped_epoch"] is None:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
+                          f"and the optimization hasn't converged yet.", ConvergenceWarning,
+                          stacklevel=4)
+
+    def _history(self, module, params, state, X, T, batch, seed, rng, incremental):
+        """Train with one compiled `fit` call as the parameters say: its history, and the
+        number of samples trained on (without the held-out validation fraction)."""
         if incremental:  # partial_fit: one epoch over this data
             losses = module.fit(params, X, T, 1, batch_size=batch, seed=seed, state=state)
             history = {"loss": losses, "epochs": 1, "stopped_epoch": None}
@@ -276,23 +325,7 @@ class _BaseMLP(BaseEstimator):
             history = module.fit(params, X, T, self.max_iter, batch_size=batch, seed=seed,
                                  state=state, validation=(X, T), patience=self.n_iter_no_change,
                                  min_delta=self.tol, restore_best=False)
-        self._keep(params)
-        curve = [float(v) for v in history["loss"]]
-        self.loss_curve_ = self.loss_curve_ + curve
-        self.loss_ = curve[-1]
-        self.best_loss_ = min(self.best_loss_, min(curve)) if curve else self.best_loss_
-        self.n_iter_ += int(history["epochs"])
-        self.t_ += int(history["epochs"]) * X.shape[0]
-        self.n_layers_ = len(self.coefs_) + 1
-        self.n_outputs_ = T.shape[1]
-        self.out_activation_ = self.spec_["network"]["layers"][-1]["activation"]
-        if self.verbose:
-            for k, v in enumerate(curve, start=self.n_iter_ - len(curve) + 1):
-                print(f"Iteration {k}, loss = {v:.8f}")
-        if not incremental and history["stopped_epoch"] is None:
-            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
-                          f"and the optimization hasn't converged yet.", ConvergenceWarning,
-                          stacklevel=4)
+        return history, X.shape[0]
 
     def _outputs(self, X):
         check_is_fitted(self)

@@ -90,6 +90,37 @@ def test_early_stopping_keeps_the_best_validation_epoch(iris):
     assert clf.n_iter_ < 500 and len(clf.validation_scores_) == clf.n_iter_
     assert clf.best_validation_score_ == max(clf.validation_scores_)
     assert all(0.0 <= s <= 1.0 for s in clf.validation_scores_)
+    assert clf.t_ == clf.n_iter_ * 120  # the samples trained on: 150 less the 30 held out
+
+
+def test_small_networks_train_with_one_blas_thread(iris, monkeypatch):
+    # waking BLAS's other threads for every small product costs more than they bring: a fit
+    # whose products are small runs np.dot on one thread, and leaves the counts as they were
+    from threadpoolctl import threadpool_info
+
+    import symnet.sklearn as sk
+
+    def blas_threads():
+        return sorted((d["filepath"], d["num_threads"]) for d in threadpool_info()
+                      if d["user_api"] == "blas")
+
+    seen = []
+    history = sk._BaseMLP._history
+
+    def spy(self, *args):
+        seen.append(blas_threads())
+        return history(self, *args)
+
+    monkeypatch.setattr(sk._BaseMLP, "_history", spy)
+    X, y = iris
+    clf = MLPClassifier((8,), max_iter=2, random_state=0)
+    before = blas_threads()
+    clf.fit(X, y)
+    assert seen[0] and all(n == 1 for _, n in seen[0]) and blas_threads() == before
+    # one under the largest product, batch 150 (all of iris) x 8 units x 4 inputs
+    monkeypatch.setattr(sk, "ONE_BLAS_THREAD_MAX", 150 * 8 * 4 - 1)
+    clf.fit(X, y)
+    assert seen[1] == before
 
 
 def test_partial_fit_continues_the_optimizer(iris):

@@ -20,7 +20,8 @@ code that fails in Numba.
 
 While printing, the printer records the modules its code needs in `module_imports` (sympy's
 attribute: module -> the names used from it), so that a generated file imports `math` only
-where a printed line calls it.
+where a printed line calls it, and the module's own helpers it calls in `helpers_used` (the
+float32 and float64 elementwise functions), so that a template includes them only where called.
 """
 
 from __future__ import annotations
@@ -64,10 +65,14 @@ class NumbaPrinter(PythonCodePrinter):
     # float32 kernels call the module's own vectorizable exp/log/tanh/softplus
     # (fastmath32.jinja) in their place
     FLOAT32 = {"exp": "_exp32", "log": "_log32", "tanh": "_tanh32", "softplus": "_softplus32"}
+    # float64 kernels of the loop forms (NumbaPrinter(vector64=True)) call the module's own
+    # vectorizable exp and tanh (fastmath64.jinja), as accurate as libm's to 2 ulp
+    FLOAT64 = {"exp": "_exp64", "tanh": "_tanh64"}
     # how the generated file imports a module
     ALIASES = {"numpy": "np"}
 
-    def __init__(self, dtype: str = "float64", settings=None, *, inline: bool = True):
+    def __init__(self, dtype: str = "float64", settings=None, *, inline: bool = True,
+                 vector64: bool = False):
         super().__init__(settings or {})
         if dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
@@ -80,6 +85,10 @@ class NumbaPrinter(PythonCodePrinter):
         self.functions = dict(self.FUNCTIONS)
         if dtype == "float32":
             self.functions.update({k: v + self.helper_suffix for k, v in self.FLOAT32.items()})
+        elif vector64:
+            self.functions.update(self.FLOAT64)
+        # the module's own helpers the printed code calls (the template includes them)
+        self.helpers_used: set[str] = set()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -88,6 +97,8 @@ class NumbaPrinter(PythonCodePrinter):
     def _function(self, name: str) -> str:
         """The printed name of the table's function `name`; its module is recorded."""
         module, _, attr = self.functions[name].rpartition(".")
+        if attr.startswith("_"):
+            self.helpers_used.add(attr)
         return self._qualified(module, attr) if module else attr
 
     def _qualified(self, module: str, name: str) -> str:

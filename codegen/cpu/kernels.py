@@ -127,6 +127,7 @@ class KernelFileContext(OutputBlockContext):
     njit: str  # the kernels' @njit options
     fastmath32: str  # the float32 kernels' fastmath flags (templates/cpu/fastmath32.jinja)
     helpers_called: bool  # float32: the output block calls the helpers rather than inline them
+    fastmath64: bool  # float64: the hidden layers call _exp64 or _tanh64 (cpu/fastmath64.jinja)
     zero: str  # 0 printed in the kernel dtype
     mean: bool  # the loss is the batch's mean (else its sum)
     reduction: str  # over the batch: "mean" or "sum"
@@ -152,7 +153,8 @@ def kernel_file_context(spec: Spec, program, *,
     activation's branch (KernelInfo.kind_of)."""
     from ..printer import NumbaPrinter
 
-    printer = NumbaPrinter(spec.codegen.dtype)
+    # float64: the hidden layers' exp and tanh by the file's own vectorizable functions
+    printer = NumbaPrinter(spec.codegen.dtype, vector64=True)
     # the output block runs once per sample and output unit: it calls the float32 helpers
     # rather than inlining each call (seconds of compile time for a softmax over 10 outputs)
     called = NumbaPrinter(spec.codegen.dtype, inline=False)
@@ -160,12 +162,14 @@ def kernel_file_context(spec: Spec, program, *,
     opt = module.optimizer_settings
     out = program.output
     kinds, kind_of = _kinds(program, printer)
+    weight_decay = decay_code(program, printer, symbolic=True)
     return KernelFileContext(
         version=version,
         dtype=module.dtype,
         njit=module.njit,
         fastmath32=FASTMATH32,
         helpers_called=spec.codegen.dtype == "float32",
+        fastmath64=spec.codegen.dtype == "float64" and bool(printer.helpers_used),
         zero=module.zero,
         mean=module.mean,
         reduction=module.reduction,
@@ -185,7 +189,7 @@ def kernel_file_context(spec: Spec, program, *,
         loss_name=out.loss.name,
         net_loads=NetLoads(forward=used_symbols(out.forward, out.nets),
                            grad=used_symbols(out.grad_steps, out.nets)),
-        weight_decay=decay_code(program, printer, symbolic=True),
+        weight_decay=weight_decay,
         # the printers record the modules their code calls: math for erf
         uses_math=any("math" in p.module_imports for p in (printer, called)),
     ), kind_of

@@ -94,6 +94,7 @@ class CpuResidualsContext(CpuModuleContext):
     terms_doc: list[tuple[str, str, str, str]]  # (name, points, weight, residual) per term
     weight_decay: DecayCode | None  # the penalty and gradient of one weight w
     uses_math: bool  # the printed code calls the math module (erf)
+    fastmath64: bool  # float64: the printed code calls _exp64 or _tanh64 (cpu/fastmath64.jinja)
 
 
 def _lines(exprs: list[sp.Expr], printer: NumbaPrinter,
@@ -134,7 +135,8 @@ def term_text(spec, name: str) -> str:
 
 
 def residuals_context(spec, *, version: str, spec_file: str) -> CpuResidualsContext:
-    printer = NumbaPrinter(spec.codegen.dtype)
+    # float64: exp and tanh by the module's own vectorizable functions
+    printer = NumbaPrinter(spec.codegen.dtype, vector64=True)
     module = module_context(spec, version=version, spec_file=spec_file, mode="residuals")
     terms = residual_terms(spec)
     layers = spec.network.layers
@@ -164,15 +166,17 @@ def residuals_context(spec, *, version: str, spec_file: str) -> CpuResidualsCont
     decay = weight_decay(spec.loss)
     decay_code = None if decay is None else DecayCode(printer.doprint(decay.term),
                                                       printer.doprint(decay.grad))
+    forward_layers = layer_jets(Channels((), ()))
     return CpuResidualsContext(
         **{**cpu_module_fields(module), "samples_axis": 0},
         point_sets=sets,
-        forward_layers=layer_jets(Channels((), ())),
+        forward_layers=forward_layers,
         input_names=list(spec.loss.input_names),
         output_names=list(spec.loss.output_names),
         terms_doc=[(t.name, t.points, repr(t.weight), t.residual) for t in spec.loss.terms],
         weight_decay=decay_code,
         uses_math="math" in printer.module_imports,
+        fastmath64=spec.codegen.dtype == "float64" and bool(printer.helpers_used),
     )
 
 

@@ -144,6 +144,27 @@ def test_float32_derivatives_follow_float64(modules):
             np.testing.assert_allclose(H32[k], H64[k], rtol=2e-3, atol=1e-5)
 
 
+def test_the_loop_forms_kept_workspace_is_written_before_it_is_read(modules):
+    # the module keeps the derivative kernels' workspace between calls: filled with nan, it
+    # changes nothing, for the batch that sized it and for a smaller one after it
+    m = modules("tanh-bce", "loop")
+    params, X, T = _problem(m, "tanh-bce", n=12)
+    V = {k: np.ones_like(v) for k, v in params.items()}
+
+    def all_three(n):
+        E_g, G = m.input_grad(params, X[:n], T[:n])
+        E_h, H = m.hvp(params, X[:n], T[:n], V)
+        return [m.jacobian(params, X[:n]), np.array([E_g, E_h]), G, *H.values()]
+
+    want = {n: all_three(n) for n in (12, 5)}
+    assert m._WORK[0].size >= (6 * m._SIZE + 3 * m._WIDEST) * 12  # hvp's, for 12 samples
+    for n in (12, 5):
+        m._WORK[0][:] = np.nan
+        for got, w in zip(all_three(n), want[n]):
+            assert np.all(np.isfinite(got))
+            np.testing.assert_allclose(got, w, rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("mode", ["scalar", "loop"])
 def test_arguments_are_checked(modules, mode):
     m = modules("tanh-bce", mode)

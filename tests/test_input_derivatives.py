@@ -145,7 +145,7 @@ def test_float32_derivatives_follow_float64(modules):
 
 
 def test_the_loop_forms_kept_workspace_is_written_before_it_is_read(modules):
-    # the module keeps the derivative kernels' workspace between calls: filled with nan, it
+    # the kernel file keeps the derivative kernels' workspace between calls: filled with nan, it
     # changes nothing, for the batch that sized it and for a smaller one after it
     m = modules("tanh-bce", "loop")
     params, X, T = _problem(m, "tanh-bce", n=12)
@@ -157,9 +157,9 @@ def test_the_loop_forms_kept_workspace_is_written_before_it_is_read(modules):
         return [m.jacobian(params, X[:n]), np.array([E_g, E_h]), G, *H.values()]
 
     want = {n: all_three(n) for n in (12, 5)}
-    assert m._WORK[0].size >= (6 * m._SIZE + 3 * m._WIDEST) * 12  # hvp's, for 12 samples
+    assert m._kernels._WORK[0].size >= (6 * m._SIZE + 3 * m._WIDEST) * 12  # hvp's, for 12 samples
     for n in (12, 5):
-        m._WORK[0][:] = np.nan
+        m._kernels._WORK[0][:] = np.nan
         for got, w in zip(all_three(n), want[n]):
             assert np.all(np.isfinite(got))
             np.testing.assert_allclose(got, w, rtol=1e-12, atol=1e-15)

@@ -35,9 +35,11 @@ from .literals import literal
 
 
 def _print_table_function(self, expr):
-    """A function of the printer's table, called on its printed arguments."""
+    """A function of the printer's table, called on its printed arguments (a subclass of a
+    table's function, such as symnet.layers' ShiftMax, prints as that function)."""
     args = ", ".join(self._print(a) for a in expr.args)
-    return f"{self._function(type(expr).__name__)}({args})"
+    name = next(c.__name__ for c in type(expr).__mro__ if c.__name__ in self.functions)
+    return f"{self._function(name)}({args})"
 
 
 class NumbaPrinter(PythonCodePrinter):

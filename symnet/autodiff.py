@@ -21,7 +21,8 @@ formulas sympy.solve can run for minutes.
 
 An assignment of role "shift" (softmax's max_k net_k) is treated as a constant: the values
 that use it are invariant under the shift (out_k = exp(net_k - m)/sum_j exp(net_j - m)), so
-its total derivative is zero and no adjoint is propagated through it.
+its total derivative is zero and no adjoint is propagated through it, and no edges out of it
+are recorded.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def differentiate(program: Program) -> Program:
             backward.append(Assign(_adjoint(v), sp.Add(*[_term(e, program.loss) for e in terms]),
                                    role, comment=chain_comment(v, terms, program.loss),
                                    layer=a.layer))
+        if a.role == "shift":
+            continue  # a constant here: no edges (sympy's derivative of Max took seconds)
         for u in sorted(a.rhs.free_symbols & (produced | params), key=lambda s: s.name):
             local = program.known.get((v, u))
             if local is None:

@@ -186,6 +186,16 @@ class Softmax:
     total: sp.Symbol  # sum_k f(net_k - m)
 
 
+class ShiftMax(sp.Max):
+    """max(net_1, ..., net_K), the softmax's shift, left as written: sympy's Max compares every
+    pair of its arguments each time it is built (and cse and xreplace build it again), about
+    0.1 s for ten outputs, for a value that is only printed (autodiff treats it as a constant).
+    It prints as Max."""
+
+    def __new__(cls, *args, **options):
+        return sp.Max.__new__(cls, *args, evaluate=False)
+
+
 def softmax_steps(layer: Layer, nets, outs, units) -> tuple[list[Assign], Softmax]:
     """out_k = f(net_k - m) / sum_j f(net_j - m), m = max_j net_j, as named values.
 
@@ -194,7 +204,7 @@ def softmax_steps(layer: Layer, nets, outs, units) -> tuple[list[Assign], Softma
     treats as a constant (its total derivative is zero)."""
     ln, build = layer.number, layer.definition.build
     shift, total = _sym("max_net"), _sym("exp_sum")
-    steps = [Assign(shift, sp.Max(*nets), "shift", layer=ln,
+    steps = [Assign(shift, ShiftMax(*nets), "shift", layer=ln,
                     comment="max_k net_k: shifts the exponents below to <= 0")]
     parts = []
     for n_sym, unit in zip(nets, units):

@@ -190,9 +190,12 @@ class ShiftMax(sp.Max):
     """max(net_1, ..., net_K), the softmax's shift, left as written: sympy's Max compares every
     pair of its arguments each time it is built (and cse and xreplace build it again), about
     0.1 s for ten outputs, for a value that is only printed (autodiff treats it as a constant).
-    It prints as Max."""
+    It prints as Max; of numbers (a value substituted for every net) it is their maximum."""
 
     def __new__(cls, *args, **options):
+        args = [sp.sympify(a) for a in args]
+        if all(a.is_Number for a in args):
+            return sp.Max(*args)
         return sp.Max.__new__(cls, *args, evaluate=False)
 
 

@@ -96,6 +96,11 @@ class NumbaPrinter(PythonCodePrinter):
         super().__init_subclass__(**kwargs)
         _print_from_table(cls)
 
+    @property
+    def calls_float64_helpers(self) -> bool:
+        """Whether the printed code calls _exp64 or _tanh64 (the template includes them)."""
+        return bool(self.helpers_used & set(self.FLOAT64.values()))
+
     def _function(self, name: str) -> str:
         """The printed name of the table's function `name`; its module is recorded."""
         module, _, attr = self.functions[name].rpartition(".")

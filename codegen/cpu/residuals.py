@@ -176,7 +176,7 @@ def residuals_context(spec, *, version: str, spec_file: str) -> CpuResidualsCont
         terms_doc=[(t.name, t.points, repr(t.weight), t.residual) for t in spec.loss.terms],
         weight_decay=decay_code,
         uses_math="math" in printer.module_imports,
-        fastmath64=spec.codegen.dtype == "float64" and bool(printer.helpers_used),
+        fastmath64=printer.calls_float64_helpers,
     )
 
 

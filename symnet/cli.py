@@ -206,7 +206,7 @@ def _inspect_residuals(spec, args) -> int:
     by sympy); then each term's residual and its derivatives by the symbols it uses."""
     import sympy as sp
 
-    from .jets import activation_jets, channels_for
+    from .jets import COMBINED, activation_jets, channels_for, describe_combination
     from .residuals import point_sets, residual_terms
 
     def show(lhs, rhs):
@@ -215,7 +215,9 @@ def _inspect_residuals(spec, args) -> int:
 
     names = spec.loss.input_names
 
-    def channel(c: str) -> str:  # d0d1 -> d/dx d/dy, as the comments say it
+    def channel(c: str, ch) -> str:  # d0d1 -> d/dx d/dy, as the comments say it
+        if c == COMBINED:
+            return describe_combination(ch, names)
         return c if c == "v" else " ".join(f"d/d{names[int(i)]}" for i in c[1:].split("d"))
 
     terms = residual_terms(spec)
@@ -223,9 +225,12 @@ def _inspect_residuals(spec, args) -> int:
           f"over its points of residual^2; n_c, a_c: a layer's net and out on channel c "
           f"(v: the values)")
     for name, derivatives in point_sets(spec).items():
-        ch = channels_for(derivatives)
+        ch = channels_for(derivatives, [t for t in terms if t.points == name])
         print(f"\n## points \"{name}\": channels "
-              + ", ".join(f"{c} ({channel(c)})" if c != "v" else "v" for c in ch.names()))
+              + ", ".join(f"{c} ({channel(c, ch)})" if c != "v" else "v" for c in ch.names()))
+        if ch.combination:
+            print(f"# the terms read the second derivatives only as dd = "
+                  f"{describe_combination(ch, names)}: one channel for them")
         for number, layer in enumerate(spec.network.layers, start=1):
             jm = activation_jets(layer.activation, ch)
             src = "x" if number == 1 else f"a{number - 1}"

@@ -18,7 +18,9 @@ from symnet.errors import SpecError
 ROOT = Path(__file__).resolve().parent.parent
 
 # two outputs, two sets of points, first, second and mixed derivatives, a shared bias, weight
-# decay and the sum reduction: every path of the kernels on one small network
+# decay and the sum reduction: every path of the kernels on one small network. "inner" carries
+# one channel per second-order pair (its terms read u_xx + u_yy and v_xy); "edge" one channel
+# for the one combination its terms read, u_xx + 2 u_xy + u_yy
 MIXED = {
     "name": "mixed_residuals",
     "network": {"inputs": 2, "layers": [
@@ -31,7 +33,9 @@ MIXED = {
                   "residual": "u_xx + u_yy - v_xy * x + u * v_x"},
                  {"name": "b", "points": "edge", "residual": "v - sin(y)", "weight": 3.0},
                  {"name": "c", "points": "inner", "residual": "u_y**2 - exp(-x)",
-                  "weight": 0.5}]},
+                  "weight": 0.5},
+                 {"name": "d", "points": "edge", "weight": 40.0,
+                  "residual": "(u_xx + 2*u_xy + u_yy) * (1 + y) - v_x"}]},
 }
 
 
@@ -62,24 +66,33 @@ def _reference_loss(m, params, points):
     def shift(X, dx, dy):
         return X + np.array([dx, dy])
 
-    X = points["inner"]
-    U = f(X)
-    dx = (f(shift(X, h, 0)) - f(shift(X, -h, 0))) / (2 * h)
-    dy = (f(shift(X, 0, h)) - f(shift(X, 0, -h))) / (2 * h)
-    dxx = (f(shift(X, h, 0)) - 2 * U + f(shift(X, -h, 0))) / h ** 2
-    dyy = (f(shift(X, 0, h)) - 2 * U + f(shift(X, 0, -h))) / h ** 2
-    dxy = (f(shift(X, h, h)) - f(shift(X, h, -h)) - f(shift(X, -h, h))
-           + f(shift(X, -h, -h))) / (4 * h ** 2)
+    def derivatives(X):
+        U = f(X)
+        dx = (f(shift(X, h, 0)) - f(shift(X, -h, 0))) / (2 * h)
+        dy = (f(shift(X, 0, h)) - f(shift(X, 0, -h))) / (2 * h)
+        dxx = (f(shift(X, h, 0)) - 2 * U + f(shift(X, -h, 0))) / h ** 2
+        dyy = (f(shift(X, 0, h)) - 2 * U + f(shift(X, 0, -h))) / h ** 2
+        dxy = (f(shift(X, h, h)) - f(shift(X, h, -h)) - f(shift(X, -h, h))
+               + f(shift(X, -h, -h))) / (4 * h ** 2)
+        return U, dx, dy, dxx, dyy, dxy
+
     u, v = 0, 1
+    X = points["inner"]
+    U, dx, dy, dxx, dyy, dxy = derivatives(X)
     a = dxx[:, u] + dyy[:, u] - dxy[:, v] * X[:, 0] + U[:, u] * dx[:, v]
     c = dy[:, u] ** 2 - np.exp(-X[:, 0])
     B = points["edge"]
-    b = f(B)[:, v] - np.sin(B[:, 1])
+    U, dx, dy, dxx, dyy, dxy = derivatives(B)
+    b = U[:, v] - np.sin(B[:, 1])
+    d = (dxx[:, u] + 2 * dxy[:, u] + dyy[:, u]) * (1 + B[:, 1]) - dx[:, v]
     decay = 0.01 * sum(float((params[k] ** 2).sum()) for k in params if k.startswith("W"))
-    return float((a ** 2).sum() + 3.0 * (b ** 2).sum() + 0.5 * (c ** 2).sum() + decay)
+    return float((a ** 2).sum() + 3.0 * (b ** 2).sum() + 0.5 * (c ** 2).sum()
+                 + 40.0 * (d ** 2).sum() + decay)
 
 
 def test_the_loss_is_the_terms_with_derivatives_of_the_outputs(mixed):
+    assert mixed._CHANNELS == {"inner": ("v", "d0", "d1", "d0d0", "d0d1", "d1d1"),
+                               "edge": ("v", "d0", "d1", "dd")}
     params, points = _params(mixed), _points()
     assert mixed.loss(params, points) == pytest.approx(_reference_loss(mixed, params, points),
                                                        rel=1e-6)
@@ -158,6 +171,12 @@ def test_the_command_line_compiles_and_inspects_it(tmp_path, capsys):
     assert 'points "interior": channels v, d0 (d/dx), d0d0 (d/dx d/dx)' in out
     assert "a_d0d0 =" in out and "tanh" in out
     assert "dr/du_xx = 1" in out
+    # a Laplacian: one channel for u_xx + u_yy, and tanh's jet map on it
+    assert main(["inspect", str(ROOT / "examples" / "poisson2d.toml")]) == 0
+    out = capsys.readouterr().out
+    assert ('points "interior": channels v, d0 (d/dx), d1 (d/dy), dd (d2/dx2 + d2/dy2)'
+            in out)
+    assert "a_dd =" in out and "a_d0d0" not in out
     # symnet train takes inputs and targets: refused in one line, exit 2, nothing written
     assert main(["train", str(spec), "--data", str(tmp_path / "none.npz")]) == 2
     assert "a residual loss trains on its sets of points" in capsys.readouterr().err

@@ -21,7 +21,17 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from symnet.jets import OUT, Channels, JetMap, activation_jets, channel_name, channels_for
+from symnet.jets import (
+    COMBINED,
+    OUT,
+    Channels,
+    JetMap,
+    activation_jets,
+    channel_name,
+    channels_for,
+    combined_term,
+    describe_combination,
+)
 from symnet.layers import weight_decay
 from symnet.residuals import point_sets, residual_terms
 
@@ -75,9 +85,11 @@ class TermCode:
 class PointSetCode:
     name: str
     index: int
-    channels: list[str]  # v, d0, d1, d0d0, ...
+    channels: list[str]  # v, d0, d1, d0d0, ..., dd
     directions: list[int]  # the inputs of the first-order channels, in channel order
     pairs: list[tuple[int, int]]  # the second-order channels' input pairs, in channel order
+    unit_inputs: dict[str, int]  # first-order channel -> its input (the unit vector at layer 1)
+    combination: str  # what the channel dd is, for comments ("" if the set has none)
     layers: list[LayerJets]
     terms: list[TermCode]
     inputs_read: list[int]  # the inputs its terms' formulas read (x, t, ...)
@@ -113,19 +125,22 @@ def _jet_code(jm: JetMap, printer: NumbaPrinter, number: int) -> JetCode:
     return JetCode(f_lines, list(zip(names, f_out)), b_lines, list(zip(names, b_out)), reads)
 
 
-def _term_code(term, printer: NumbaPrinter, index: int, spec) -> TermCode:
+def _term_code(term, printer: NumbaPrinter, index: int, spec, ch: Channels) -> TermCode:
     rename = {sym: sp.Symbol(f"in_{k}", real=True) for k, sym in enumerate(term.inputs)}
+    expr, reads = term.expr, [(sym, channel_name(d.inputs), d.output) for sym, d in term.uses]
+    if ch.combination:  # the second derivatives through their combination, channel dd
+        expr, combined = combined_term(expr, term.uses, ch.combination)
+        reads = [r for (_, d), r in zip(term.uses, reads) if d.order < 2]
+        reads += [(sym, COMBINED, o) for o, sym in combined.items()]
     loads = []
-    for sym, d in term.uses:
-        c = channel_name(d.inputs)
-        new = sp.Symbol(f"y{d.output}_{c}", real=True)
+    for sym, c, o in reads:
+        new = sp.Symbol(f"y{o}_{c}", real=True)
         rename[sym] = new
-        loads.append((new.name, c, d.output))
-    expr = term.expr.xreplace(rename)
-    seeds_exprs = [sp.diff(expr, rename[sym]) for sym, _ in term.uses]
+        loads.append((new.name, c, o))
+    expr = expr.xreplace(rename)
+    seeds_exprs = [sp.diff(expr, rename[sym]) for sym, _, _ in reads]
     lines, printed = _lines([expr, *seeds_exprs], printer, f"r{index}_")
-    seeds = [(channel_name(d.inputs), d.output, p)
-             for (_, d), p in zip(term.uses, printed[1:])]
+    seeds = [(c, o, p) for (_, c, o), p in zip(reads, printed[1:])]
     return TermCode(term.name, term_text(spec, term.name), printer.doprint(sp.Float(term.weight)),
                     lines, printed[0], seeds, loads)
 
@@ -156,11 +171,13 @@ def residuals_context(spec, *, version: str, spec_file: str) -> CpuResidualsCont
 
     sets = []
     for index, (name, derivatives) in enumerate(point_sets(spec).items()):
-        ch = channels_for(derivatives)
+        ch = channels_for(derivatives, [t for t in terms if t.points == name])
         sets.append(PointSetCode(
             name, index, list(ch.names()), list(ch.directions), list(ch.pairs),
-            layer_jets(ch),
-            [_term_code(t, printer, k, spec) for k, t in enumerate(terms) if t.points == name],
+            {channel_name((d,)): d for d in ch.directions},
+            describe_combination(ch, spec.loss.input_names), layer_jets(ch),
+            [_term_code(t, printer, k, spec, ch) for k, t in enumerate(terms)
+             if t.points == name],
             sorted({k for t in terms if t.points == name
                     for k, sym in enumerate(t.inputs) if sym in t.expr.free_symbols})))
     decay = weight_decay(spec.loss)

@@ -68,8 +68,9 @@ class Backend:
         return self.module.render_loop(spec, program, version=version, spec_file=spec_file,
                                        config=config)
 
-    def render_residuals(self, spec: Spec, *, version: str, spec_file: str) -> str:
-        """The module of a residual loss (symnet/residuals.py, symnet/jets.py)."""
+    def render_residuals(self, spec: Spec, *, version: str, spec_file: str) -> tuple[str, tuple]:
+        """The module of a residual loss (symnet/residuals.py, symnet/jets.py), and the files
+        it imports, written beside it: ((module name, text), ...)."""
         return self.module.render_residuals(spec, version=version, spec_file=spec_file)
 
     def loop_form(self, spec: Spec) -> str:

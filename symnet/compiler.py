@@ -174,8 +174,8 @@ def _build(spec, strategy, dtype, mode, target, cuda_config, kernel_dir, out_dir
     mode = choose_mode(spec)
     spec_file = Path(spec.source).name
     if mode == "residuals":
-        return Compiled(spec, None, None, backend.render_residuals(
-            spec, version=__version__, spec_file=spec_file), mode, target)
+        source, files = backend.render_residuals(spec, version=__version__, spec_file=spec_file)
+        return Compiled(spec, None, None, source, mode, target, kernels=files)
     if mode == "loop" and backend.kernel_files:
         info = (backend.load_info(kernel_dir, spec, __version__) if kernel_dir is not None
                 else None)

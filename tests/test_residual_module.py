@@ -20,12 +20,13 @@ ROOT = Path(__file__).resolve().parent.parent
 # two outputs, two sets of points, first, second and mixed derivatives, a shared bias, weight
 # decay and the sum reduction: every path of the kernels on one small network. "inner" carries
 # one channel per second-order pair (its terms read u_xx + u_yy and v_xy); "edge" one channel
-# for the one combination its terms read, u_xx + 2 u_xy + u_yy
+# for the one combination its terms read, u_xx + 2 u_xy + u_yy. Layers of 16 units: some
+# products run through _gemm (the suite's SYMNET_GEMM=bounds), the others np.dot
 MIXED = {
     "name": "mixed_residuals",
     "network": {"inputs": 2, "layers": [
-        {"units": 5, "activation": "tanh"},
-        {"units": 4, "activation": "sigmoid", "bias": "shared"},
+        {"units": 16, "activation": "tanh"},
+        {"units": 16, "activation": "sigmoid", "bias": "shared"},
         {"units": 2, "activation": "softplus"}]},
     "loss": {"kind": "residuals", "reduction": "sum", "weight_decay": 0.01,
              "outputs": ["u", "v"], "terms": [
@@ -111,6 +112,37 @@ def test_the_gradient_is_the_derivative_of_the_loss(mixed):
             down[name][idx] -= h
             fd = (mixed.loss(up, points) - mixed.loss(down, points)) / (2 * h)
             assert g[name][idx] == pytest.approx(fd, rel=1e-6, abs=1e-8), (name, idx)
+
+
+def test_the_products_run_through_gemm_and_np_dot(mixed):
+    text = Path(mixed.__file__).read_text()
+    assert "_gemm_unit(A1, np.ascontiguousarray(W2.T), N2)" in text  # 16 x 16: _gemm
+    assert "_dot_into(A2, W3.T, N3)" in text  # 2 outputs: too narrow for _gemm, np.dot
+    assert mixed.THREADS >= 1 and mixed.PARALLEL_MIN_POINTS == 2 * mixed._BLOCK
+
+
+def test_points_shared_out_over_threads_take_the_steps_of_one_thread(mixed, monkeypatch):
+    """The same loss, gradient and training steps when every set's points are shared out over
+    three threads (each its own gradient arrays, summed) as on one, to rounding."""
+    points = _points(6)
+    monkeypatch.setattr(mixed, "PARALLEL_MIN_POINTS", 1)
+    results = {}
+    for threads in (1, 3):
+        monkeypatch.setattr(mixed, "THREADS", threads)
+        assert mixed._threads(mixed._points(points)) == threads
+        params, state = _params(mixed, 7), mixed.init_state()
+        E, g = mixed.grad(params, points)
+        losses = mixed.fit(params, points, 3, lr=0.01, state=state)
+        results[threads] = E, g, losses, params, state
+    assert 2 in mixed._pools  # three threads: the caller and two of the pool's
+    (E1, g1, l1, p1, s1), (E3, g3, l3, p3, s3) = results[1], results[3]
+    assert E3 == pytest.approx(E1, rel=1e-13)
+    np.testing.assert_allclose(l3, l1, rtol=1e-12)
+    for k in g1:
+        np.testing.assert_allclose(g3[k], g1[k], rtol=1e-11, atol=1e-14)
+        np.testing.assert_allclose(p3[k], p1[k], rtol=1e-11, atol=1e-14)
+    for k in s1:
+        np.testing.assert_allclose(s3[k], s1[k], rtol=1e-10, atol=1e-14)
 
 
 def test_fit_takes_the_steps_train_step_takes(mixed):

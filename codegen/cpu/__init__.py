@@ -43,8 +43,9 @@ def render_scalar(spec: Spec, schedule: Schedule, *, version: str, spec_file: st
                                                             spec_file=spec_file))
 
 
-def render_residuals(spec: Spec, *, version: str, spec_file: str) -> str:
-    """The module of a residual loss (codegen/cpu/residuals.py, imported here: it needs sympy,
+def render_residuals(spec: Spec, *, version: str, spec_file: str) -> tuple[str, tuple]:
+    """The module of a residual loss and the files it imports (the gemm file, when it uses
+    _gemm), as (module name, text) (codegen/cpu/residuals.py, imported here: it needs sympy,
     which the loop form's next network of a sweep does without)."""
     from .residuals import render_residuals as render_module_of_residuals
 

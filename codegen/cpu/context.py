@@ -15,7 +15,7 @@ class CpuModuleContext(ModuleContext):
     # the scalar form loops over samples innermost: X is passed features-by-samples (1)
     samples_axis: int  # the axis of X (and T) that the kernels take samples along
     fastmath32: str  # the float32 kernels' fastmath flags (templates/cpu/fastmath32.jinja)
-    uses_gemm: bool  # its kernel file has _gemm (codegen/cpu/config.py); False: np.dot only
+    uses_gemm: bool  # its kernel file (the residual module: itself) calls _gemm; False: np.dot only
 
 
 @dataclass(frozen=True, kw_only=True)

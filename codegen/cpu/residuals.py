@@ -40,7 +40,14 @@ from ..lines import Line
 from ..loop import DecayCode
 from ..printer import NumbaPrinter
 from ..writer import render
+from .config import use_gemm
 from .context import CpuModuleContext, cpu_module_fields
+from .gemm import gemm_source, has_vector_units, policy, target_cpu
+
+# OpenBLAS runs a product of at most this many multiply-adds (m * n * k) on one thread; a
+# module whose np.dot products all stay under it in a block of points may share the points
+# out over threads (BLAS's own threads inside them would contend with them)
+ONE_THREAD_BLAS_MAX = 4 * 65536
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,11 @@ class LayerJets:
     dw: str
     db: str
     jets: JetCode
+    # whether its products run through _gemm: forward (net = a @ W.T), backward (the
+    # adjoint of a = gn @ W), and the weights' gradient (gn.T @ a)
+    gemm_forward: bool = False
+    gemm_backward: bool = False
+    gemm_weights: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,9 @@ class CpuResidualsContext(CpuModuleContext):
     weight_decay: DecayCode | None  # the penalty and gradient of one weight w
     uses_math: bool  # the printed code calls the math module (erf)
     fastmath64: bool  # float64: the printed code calls _exp64 or _tanh64 (cpu/fastmath64.jinja)
+    gemm_module: str  # the gemm file's module name ("" without _gemm)
+    threads: bool  # the points may be shared out over threads (no product on BLAS's threads)
+    block: int  # _BLOCK
 
 
 def _lines(exprs: list[sp.Expr], printer: NumbaPrinter,
@@ -123,6 +138,38 @@ def _jet_code(jm: JetMap, printer: NumbaPrinter, number: int) -> JetCode:
     b_lines, b_out = _lines([e for _, e in jm.backward], printer, f"b{number}_")
     reads = any(OUT in e.free_symbols for _, e in jm.backward)
     return JetCode(f_lines, list(zip(names, f_out)), b_lines, list(zip(names, b_out)), reads)
+
+
+BLOCK = 256  # the points a kernel call takes at once (the module's _BLOCK)
+
+
+def gemm_products(units: int, units_in: int, dtype: str) -> tuple[bool, bool, bool]:
+    """Whether a layer's forward product, its backward product and its weights' gradient run
+    through _gemm (the loop form's product for narrow layers, codegen/cpu/gemm.py): the fixed
+    bounds of codegen/cpu/config.py on the columns of each result (units; units_in; units_in),
+    on a target with AVX2 and FMA, under SYMNET_GEMM "measure" (the residual module is not
+    tuned: its products are the same few shapes on every point set) or "bounds"; never under
+    "never"."""
+    how = policy()
+    if how == "never" or (how == "measure" and not has_vector_units(target_cpu()[1])):
+        return False, False, False
+    return (use_gemm(units, units_in, units, dtype), use_gemm(units, units_in, units_in, dtype),
+            use_gemm(units, units_in, units_in, dtype))
+
+
+def _one_thread_blas(sets: list[PointSetCode], block: int) -> bool:
+    """Whether every product left on np.dot stays under ONE_THREAD_BLAS_MAX multiply-adds on
+    a block of points of every set (the first layer has no backward product)."""
+    for p in sets:
+        rows = block * len(p.channels)
+        for lay in p.layers:
+            u, ui = lay.units, lay.units_in
+            products = [(not lay.gemm_forward, rows * u * ui),
+                        (not lay.gemm_backward and lay.number > 1, rows * u * ui),
+                        (not lay.gemm_weights, rows * u * ui)]
+            if any(on_dot and size > ONE_THREAD_BLAS_MAX for on_dot, size in products):
+                return False
+    return True
 
 
 def _term_code(term, printer: NumbaPrinter, index: int, spec, ch: Channels) -> TermCode:
@@ -165,7 +212,8 @@ def residuals_context(spec, *, version: str, spec_file: str) -> CpuResidualsCont
                                    layer.bias, f"W{number}", f"B{number}" if has_b else "",
                                    f"dW{number}", f"dB{number}" if has_b else "",
                                    _jet_code(activation_jets(layer.activation, ch), printer,
-                                             number)))
+                                             number),
+                                   *gemm_products(layer.units, units_in, spec.codegen.dtype)))
             units_in = layer.units
         return codes
 
@@ -184,8 +232,10 @@ def residuals_context(spec, *, version: str, spec_file: str) -> CpuResidualsCont
     decay_code = None if decay is None else DecayCode(printer.doprint(decay.term),
                                                       printer.doprint(decay.grad))
     forward_layers = layer_jets(Channels((), ()))
+    gemm = any(lay.gemm_forward or lay.gemm_backward or lay.gemm_weights
+               for p in sets for lay in p.layers)
     return CpuResidualsContext(
-        **{**cpu_module_fields(module), "samples_axis": 0},
+        **{**cpu_module_fields(module), "samples_axis": 0, "uses_gemm": gemm},
         point_sets=sets,
         forward_layers=forward_layers,
         input_names=list(spec.loss.input_names),
@@ -194,13 +244,18 @@ def residuals_context(spec, *, version: str, spec_file: str) -> CpuResidualsCont
         weight_decay=decay_code,
         uses_math="math" in printer.module_imports,
         fastmath64=printer.calls_float64_helpers,
+        gemm_module=gemm_source(version)[0] if gemm else "",
+        threads=_one_thread_blas(sets, BLOCK),
+        block=BLOCK,
     )
 
 
-def render_residuals(spec, *, version: str, spec_file: str) -> str:
-    """The module of a residual loss (CPU)."""
-    return render("cpu/residuals.py.jinja", residuals_context(spec, version=version,
-                                                              spec_file=spec_file))
+def render_residuals(spec, *, version: str, spec_file: str) -> tuple[str, tuple]:
+    """The module of a residual loss (CPU), and the files it imports, as (module name, text):
+    the gemm file when some product runs through _gemm."""
+    context = residuals_context(spec, version=version, spec_file=spec_file)
+    files = (gemm_source(version),) if context.uses_gemm else ()
+    return render("cpu/residuals.py.jinja", context), files
 
 
 __all__ = ["CpuResidualsContext", "render_residuals", "residuals_context"]

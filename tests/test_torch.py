@@ -471,3 +471,52 @@ def from_torch_like(tensors, names, spec):
         for n, p in model.named_parameters():
             p.copy_(tensors[n])
     return from_torch(model, spec)
+
+
+def test_a_residual_loss_and_its_gradient_match_torch_func(tmp_path):
+    """A physics-informed loss (a Laplacian, carried as one channel, and a first derivative on
+    600 interior points; the values on the boundary) against torch.func: vmap(hessian) per
+    point for u_xx + u_yy, vmap(jacrev) for u_y, autograd for the parameter gradient. 640
+    points: the module shares each step's points out over its threads."""
+    from torch.func import functional_call, hessian, jacrev, vmap
+
+    spec = {"name": "tf_residuals", "network": {"inputs": 2, "layers": [
+        {"units": 16, "activation": "tanh"}, {"units": 16, "activation": "tanh"},
+        {"units": 1, "activation": "linear"}]},
+        "loss": {"kind": "residuals", "terms": [
+            {"name": "pde", "points": "interior", "residual": "u_xx + u_yy - sin(x) * u_y"},
+            {"name": "edge", "points": "boundary", "residual": "u - x * y", "weight": 2.0}]}}
+    m = symnet.compile(spec, tmp_path)
+    assert m._CHANNELS["interior"] == ("v", "d0", "d1", "dd")
+    rng = np.random.default_rng(5)
+    params = {k: v + 0.3 * rng.normal(size=v.shape) for k, v in m.init_params().items()}
+    points = {"interior": rng.uniform(0, 1, (600, 2)), "boundary": rng.uniform(0, 1, (40, 2))}
+    m.THREADS = 2  # whatever this machine has: the threads' path
+    assert m._threads(m._points(points)) == 2
+
+    layers = [torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Linear(16, 16), torch.nn.Tanh(),
+              torch.nn.Linear(16, 1)]
+    model = torch.nn.Sequential(*layers).double()
+    theta = {}
+    for i, k in enumerate((0, 2, 4), start=1):
+        theta[f"{k}.weight"] = torch.tensor(params[f"W{i}"], requires_grad=True)
+        theta[f"{k}.bias"] = torch.tensor(params[f"b{i}"], requires_grad=True)
+
+    def u(x):  # one point (2,) -> scalar
+        return functional_call(model, theta, (x[None],))[0, 0]
+
+    X, B = (torch.tensor(points[k]) for k in ("interior", "boundary"))
+    lap = vmap(lambda x: torch.trace(hessian(u)(x)))(X)
+    u_y = vmap(jacrev(u))(X)[:, 1]
+    r = lap - torch.sin(X[:, 0]) * u_y
+    edge = vmap(u)(B) - B[:, 0] * B[:, 1]
+    E = (r ** 2).mean() + 2.0 * (edge ** 2).mean()
+    E.backward()
+
+    ours, g = m.grad(params, points)
+    assert ours == pytest.approx(E.item(), rel=1e-11)
+    for i, k in enumerate((0, 2, 4), start=1):
+        np.testing.assert_allclose(g[f"W{i}"], theta[f"{k}.weight"].grad.numpy(), rtol=1e-9,
+                                   atol=1e-12)
+        np.testing.assert_allclose(g[f"b{i}"], theta[f"{k}.bias"].grad.numpy(), rtol=1e-9,
+                                   atol=1e-12)

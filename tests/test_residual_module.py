@@ -6,6 +6,7 @@ the accuracy the issue asks."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -134,7 +135,7 @@ def test_points_shared_out_over_threads_take_the_steps_of_one_thread(mixed, monk
         E, g = mixed.grad(params, points)
         losses = mixed.fit(params, points, 3, lr=0.01, state=state)
         results[threads] = E, g, losses, params, state
-    assert 2 in mixed._pools  # three threads: the caller and two of the pool's
+    assert (os.getpid(), 2) in mixed._pools  # three threads: the caller and two of the pool's
     (E1, g1, l1, p1, s1), (E3, g3, l3, p3, s3) = results[1], results[3]
     assert E3 == pytest.approx(E1, rel=1e-13)
     np.testing.assert_allclose(l3, l1, rtol=1e-12)
@@ -143,6 +144,32 @@ def test_points_shared_out_over_threads_take_the_steps_of_one_thread(mixed, monk
         np.testing.assert_allclose(p3[k], p1[k], rtol=1e-11, atol=1e-14)
     for k in s1:
         np.testing.assert_allclose(s3[k], s1[k], rtol=1e-10, atol=1e-14)
+
+
+def _grad_in_child(module, points, out):
+    out.put(module.grad(_params(module, 7), points)[0])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # forking with threads (3.12+)
+def test_a_forked_process_shares_out_its_points_on_threads_of_its_own(mixed, monkeypatch):
+    """After fork the pool's threads are gone from the child: it makes its own (the pools are
+    kept per process) instead of waiting on the parent's forever."""
+    import multiprocessing
+
+    points = _points(6)
+    monkeypatch.setattr(mixed, "PARALLEL_MIN_POINTS", 1)
+    monkeypatch.setattr(mixed, "THREADS", 2)
+    want = mixed.grad(_params(mixed, 7), points)[0]  # the parent's pool exists now
+    context = multiprocessing.get_context("fork")
+    out = context.Queue()
+    child = context.Process(target=_grad_in_child, args=(mixed, points, out))
+    child.start()
+    child.join(120)
+    if child.is_alive():  # waiting on threads that are not there
+        child.kill()
+    assert child.exitcode == 0
+    assert out.get(timeout=10) == pytest.approx(want, rel=1e-13)
 
 
 def test_fit_takes_the_steps_train_step_takes(mixed):

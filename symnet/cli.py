@@ -101,6 +101,9 @@ def _compile(args) -> int:
         sets = ", ".join(f'"{p}"' for p in dict.fromkeys(t.points for t in spec.loss.terms))
         print(f"  form        residuals ({len(spec.loss.terms)} terms on the points {sets}: "
               f"derivative channels through the layers), dtype {spec.codegen.dtype}")
+        for name, _ in compiled.kernels:
+            print(f"  imports     {out_dir / name}.py (_gemm, for the products of narrow layers; "
+                  f"keep it beside the module)")
         return 0
     if sched is None:
         backend = backends.get(compiled.target)

@@ -224,6 +224,8 @@ def test_the_command_line_compiles_and_inspects_it(tmp_path, capsys):
     out = capsys.readouterr().out
     assert (tmp_path / "poisson1d.py").is_file()
     assert 'form        residuals (2 terms on the points "interior", "boundary"' in out
+    gemm = sorted(tmp_path.glob("symnet_gemm_*.py"))  # 16-unit layers: _gemm's file beside it
+    assert len(gemm) == 1 and f"imports     {gemm[0]} (_gemm" in out
     assert main(["inspect", str(spec)]) == 0
     out = capsys.readouterr().out
     # the jet map of tanh on the second-order channel, derived by sympy

@@ -111,8 +111,11 @@ def second_order_combination(terms) -> tuple[tuple[tuple[int, int], sp.Expr], ..
     if found is None:
         return None
     combination = tuple(zip(pairs, found))
-    for t in terms:  # each term must be a formula in the combination (verified, not assumed)
-        combined_term(t.expr, t.uses, combination)
+    try:  # each term must be a formula in the combination (verified, not assumed)
+        for t in terms:
+            combined_term(t.expr, t.uses, combination)
+    except ValueError:  # sympy could not write it so: one channel per pair, as without
+        return None
     return combination
 
 

@@ -128,6 +128,8 @@ def _terms(*residuals, points="p"):
     (["u_xx + 2*u_xy + 3*u_yy", "(u_xx + 2*u_xy + 3*u_yy)**2 - u"],
      {(0, 0): 1, (0, 1): 2, (1, 1): 3}),
     (["u_xx + u_yy + v_xx + v_yy", "v_xx + v_yy - u"], {(0, 0): 1, (1, 1): 1}),
+    (["exp(u_xx) * exp(u_yy) - u", "u_xx + u_yy"], {(0, 0): 1, (1, 1): 1}),
+    (["u_xx + pi * u_yy"], {(0, 0): 1, (1, 1): np.pi}),
     (["u_xx * u_yy"], None),  # not a formula in any one combination
     (["u_xx + x * u_yy"], None),  # coefficients that are not numbers
     (["u_xx + u_yy", "u_xx - u_yy"], None),  # two combinations on one set

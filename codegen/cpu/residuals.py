@@ -2,13 +2,16 @@
 
 A spec whose loss is `kind = "residuals"` (symnet/residuals.py) compiles to a module whose
 kernels carry, per named set of points, the values and the derivative channels its terms
-need (symnet/jets.py) through every layer: per layer one matrix product per channel
-(`np.dot`) and one elementwise loop that applies the activation's jet map; then each term's
+need (symnet/jets.py) through every layer: per layer one matrix product over the channels
+stacked (`_gemm` where the fixed bounds allow it for that product, `gemm_products`; else
+`np.dot`) and one elementwise loop that applies the activation's jet map; then each term's
 residual, its square summed into the loss, and the residual's derivatives by its symbols
 seeding the adjoints of the output channels; then the backward pass through the same layers
 in reverse (the jet maps' adjoints, derived by sympy, and the products' transposes), which
 accumulates the parameter gradient. One compiled function per point set, fused: forward,
-residuals and backward in one call.
+residuals and backward in one call, without the GIL, so that the module may share a step's
+points out over threads (`threads`: only where no product left on np.dot is big enough for
+BLAS's own threads, `ONE_THREAD_BLAS_MAX`).
 
 Names in the generated code: the user's names of inputs, outputs and derivatives never reach
 it (they could be any identifier, `X` or `np`); each symbol is renamed (in_0, y0_v, y0_d0d0)

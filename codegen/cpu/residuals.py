@@ -156,21 +156,18 @@ def gemm_products(units: int, units_in: int, dtype: str) -> tuple[bool, bool, bo
     how = policy()
     if how == "never" or (how == "measure" and not has_vector_units(target_cpu()[1])):
         return False, False, False
-    return (use_gemm(units, units_in, units, dtype), use_gemm(units, units_in, units_in, dtype),
-            use_gemm(units, units_in, units_in, dtype))
+    backward = use_gemm(units, units_in, units_in, dtype)  # both results have units_in columns
+    return use_gemm(units, units_in, units, dtype), backward, backward
 
 
 def _one_thread_blas(sets: list[PointSetCode], block: int) -> bool:
     """Whether every product left on np.dot stays under ONE_THREAD_BLAS_MAX multiply-adds on
     a block of points of every set (the first layer has no backward product)."""
     for p in sets:
-        rows = block * len(p.channels)
-        for lay in p.layers:
-            u, ui = lay.units, lay.units_in
-            products = [(not lay.gemm_forward, rows * u * ui),
-                        (not lay.gemm_backward and lay.number > 1, rows * u * ui),
-                        (not lay.gemm_weights, rows * u * ui)]
-            if any(on_dot and size > ONE_THREAD_BLAS_MAX for on_dot, size in products):
+        for lay in p.layers:  # each of a layer's products has rows * units * units_in
+            on_dot = (not lay.gemm_forward or not lay.gemm_weights
+                      or (not lay.gemm_backward and lay.number > 1))
+            if on_dot and block * len(p.channels) * lay.units * lay.units_in > ONE_THREAD_BLAS_MAX:
                 return False
     return True
 

@@ -15,6 +15,10 @@ every target's module compiles its host-side `_accuracy` with them.
 
 from __future__ import annotations
 
+# OpenBLAS runs a product of at most this many multiply-adds (m * n * k) on one thread: work
+# shared out over threads keeps every product left on np.dot under it in each thread's share
+# (BLAS's own threads inside them would contend with them)
+ONE_THREAD_BLAS_MAX = 4 * 65536
 GEMM_MAX = 64  # no side of W<l> over this: the layer's products may use _gemm
 GEMM_MIN_BYTES = 64  # SYMNET_GEMM=bounds: a product's result rows at least this wide
 

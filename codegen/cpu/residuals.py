@@ -43,14 +43,9 @@ from ..lines import Line
 from ..loop import DecayCode
 from ..printer import NumbaPrinter
 from ..writer import render
-from .config import use_gemm
+from .config import ONE_THREAD_BLAS_MAX, use_gemm
 from .context import CpuModuleContext, cpu_module_fields
 from .gemm import gemm_source, has_vector_units, policy, target_cpu
-
-# OpenBLAS runs a product of at most this many multiply-adds (m * n * k) on one thread; a
-# module whose np.dot products all stay under it in a block of points may share the points
-# out over threads (BLAS's own threads inside them would contend with them)
-ONE_THREAD_BLAS_MAX = 4 * 65536
 
 
 @dataclass(frozen=True)

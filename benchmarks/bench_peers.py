@@ -26,14 +26,16 @@ the update rules agree). Then every contender runs a block of K steps per repeat
 interleaved in one process (the order rotates each repeat), and the table gives the median
 microseconds per step and the ratio to PyTorch eager (> 1: faster than PyTorch eager).
 
-Threads (--threads N, default 2, the same for everyone): torch.set_num_threads(N); NumPy's
-and SciPy's OpenBLAS (the generated module's np.dot calls SciPy's) limited to N with
-threadpoolctl; JAX's XLA CPU client uses the machine's cores (2 here), or one thread with
---threads 1 (XLA_FLAGS). The generated kernels are serial. With N = 2, a "torch eager, 1 thr"
-row is added as a diagnostic. The cpu/wall column is the process's CPU time over wall time
-during the blocks (about N for a contender that keeps N threads busy, below 1 when other jobs
-take the CPU). Run it once as is and once with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`
-to compare OpenBLAS's kernels (threadpoolctl's "architecture" is printed at the end).
+Threads (--threads N, default 2, the same for everyone): torch.set_num_threads(N); NumPy's and
+SciPy's OpenBLAS (the generated module's np.dot calls SciPy's) limited to N with threadpoolctl;
+JAX's XLA CPU client uses the machine's cores (2 here), or one thread with --threads 1
+(XLA_FLAGS); symnet's fit shares each batch's rows out over N threads where the batch allows it
+(SYMNET_THREADS; the other symnet rows are serial). With N = 2, "torch eager, 1 thr" and
+"symnet fit, 1 thr" rows are added as diagnostics. The cpu/wall column is the process's CPU
+time over wall time during the blocks (about N for a contender that keeps N threads busy, below
+1 when other jobs take the CPU). Run it once as is and once with `env -u OPENBLAS_CORETYPE -u
+OPENBLAS_L2_SIZE` to compare OpenBLAS's kernels (threadpoolctl's "architecture" is printed at
+the end).
 
     python benchmarks/bench_peers.py [--quick] [--threads N] [--repeats N] [--json PATH]
                                      [--workloads moons,mnist,deep] [--no-torch-compile]
@@ -190,11 +192,21 @@ def build_symnet(w, out_dir):
 class SymnetFit:
     name = "symnet fit"
 
-    def __init__(self, module, params, X, T):
+    def __init__(self, module, params, X, T, threads=None):
         self.m, self.p, self.X, self.T = module, params, X, T
+        self.threads = threads  # None: the module's THREADS (--threads)
+        if threads is not None:
+            self.name = f"symnet fit, {threads} thr"
 
     def run(self, k):
-        losses = self.m.fit(self.p, self.X, self.T, k)
+        saved = getattr(self.m, "THREADS", None)
+        if self.threads is not None and saved is not None:
+            self.m.THREADS = self.threads
+        try:
+            losses = self.m.fit(self.p, self.X, self.T, k)
+        finally:
+            if saved is not None:
+                self.m.THREADS = saved
         return float(losses[0]), float(losses[-1])
 
 
@@ -476,6 +488,8 @@ def bench_workload(w, args, torch, jax_ok, out_dir):
                     w["X"], w["T"], dtype=np.float64).step()
 
     contenders = [SymnetFit(module, fresh(), X, T), SymnetStep(module, fresh(), X, T)]
+    if args.threads != 1 and getattr(module, "_team", lambda n: 1)(X.shape[0]) > 1:
+        contenders.append(SymnetFit(module, fresh(), X, T, threads=1))  # a diagnostic
     notes = [note] if note else []
     if torch is not None:
         contenders.append(TorchEager(torch, w, fresh(), X, T))
@@ -588,8 +602,10 @@ def main() -> int:
     import threadpoolctl
 
     # Not numba.set_num_threads: it launches Numba's OpenMP thread pool, whose idle threads
-    # made PyTorch's 2-thread OpenMP ops 15x slower here. The generated kernels are serial;
-    # their np.dot runs on SciPy's OpenBLAS, limited below.
+    # made PyTorch's 2-thread OpenMP ops 15x slower here. symnet's fit runs its own team of
+    # threads (SYMNET_THREADS, read when its kernel file is imported); its np.dot runs on
+    # SciPy's OpenBLAS, limited below.
+    os.environ["SYMNET_THREADS"] = str(args.threads)
     limits = threadpoolctl.threadpool_limits(args.threads, user_api="blas")  # noqa: F841
 
     try:

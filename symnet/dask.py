@@ -111,7 +111,16 @@ def load_files(files: ModuleFiles):
     path = folder / f"{files.name}.py"
     write_if_changed(path, files.source)
     # registered in sys.modules under its own name, which Numba's cache needs to load it
-    module = _imported[files.key] = import_module(path, f"{files.name}__{files.key}")
+    module = _imported[files.key] = _one_thread(import_module(path,
+                                                              f"{files.name}__{files.key}"))
+    return module
+
+
+def _one_thread(module):
+    """A module on a worker fits on one thread (its THREADS): the cluster's workers share out
+    the machine's cores already."""
+    if hasattr(module, "THREADS"):
+        module.THREADS = 1
     return module
 
 
@@ -532,7 +541,7 @@ def _train_point(spec, fit_kw, X, T, Xv, Tv, patience, min_delta, mode):
     from .compiler import compile as compile_spec
 
     t0 = time.perf_counter()
-    module = compile_spec(spec, mode=mode)
+    module = _one_thread(compile_spec(spec, mode=mode))
     t1 = time.perf_counter()
     seed = fit_kw.get("seed", 0)
     params = module.init_params(seed if "seed" in fit_kw else module.SEED)

@@ -2,7 +2,9 @@
 tests/bad_specs/ (see BadSpec for the file format); every test compiles the loop form's kernel
 files into one folder shared by all workers of the run ($SYMNET_KERNEL_DIR), so that each kind
 of network is compiled by Numba once per run, not once per test; and the loop form sends the
-same products to _gemm on every machine (SYMNET_GEMM=bounds)."""
+same products to _gemm on every machine (SYMNET_GEMM=bounds); and fit runs on one thread
+(SYMNET_THREADS=1: pytest-xdist keeps every core busy already; the tests of the threads set a
+module's THREADS themselves)."""
 
 from __future__ import annotations
 
@@ -66,12 +68,13 @@ def shared_kernel_dir(tmp_path_factory):
     cache = base / "cache"  # symnet.compile without out_dir (symnet.sklearn): not ~/.cache
     cache.mkdir(exist_ok=True)
     saved = {k: os.environ.get(k) for k in ("SYMNET_KERNEL_DIR", "SYMNET_CACHE_DIR",
-                                            "SYMNET_GEMM")}
+                                            "SYMNET_GEMM", "SYMNET_THREADS")}
     os.environ["SYMNET_KERNEL_DIR"] = str(folder)
     os.environ["SYMNET_CACHE_DIR"] = str(cache)
     # the fixed bounds, not this machine's measurements (codegen/cpu/gemm.py): every machine
     # runs _gemm on the same layers, and the tests of the measuring set it themselves
     os.environ["SYMNET_GEMM"] = "bounds"
+    os.environ["SYMNET_THREADS"] = "1"
     yield folder
     for key, value in saved.items():
         if value is None:

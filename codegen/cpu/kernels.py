@@ -37,6 +37,7 @@ from ..lines import _X
 from ..loop import DecayCode, decay_code, output_block_fields, used_symbols
 from ..writer import generator_sha256, render
 from .checkpoint import PlanSummary, plan_rows
+from .config import ONE_THREAD_BLAS_MAX
 from .context import CpuModuleContext, cpu_module_fields
 from .gemm import gemm_flags, gemm_source, may_use_gemm
 
@@ -329,6 +330,22 @@ class LayerDoc:
     product: str  # which kernel runs its matrix products
 
 
+def team_rows_max(layout: list[TableRow]) -> tuple[int | None, str]:
+    """The most rows of a batch one thread of fit's team may take: every product left on
+    np.dot then stays under ONE_THREAD_BLAS_MAX multiply-adds, which OpenBLAS runs on one
+    thread. None where every product runs through _gemm. Returns it and which layer sets it."""
+    bound, why = None, ""
+    for number, row in enumerate(layout[1:], start=1):
+        units, units_in, g_f, g_b = row.values[0], row.values[1], row.values[6], row.values[7]
+        if g_f and g_b:
+            continue
+        rows = max(1, ONE_THREAD_BLAS_MAX // (units * units_in))
+        if bound is None or rows < bound:
+            bound = rows
+            why = f"layer {number}'s {units} x {units_in} products on np.dot"
+    return bound, why
+
+
 def forward_plan(spec: Spec, nets: tuple[bool, ...]) -> tuple[list[TableRow], int]:
     """The plan of forward and loss: each hidden layer from the state before it into one of
     two slots in turn, then the output layer (action 2). Returns the rows and the arena's
@@ -364,6 +381,8 @@ class LoopTables:
     hyper: tuple[float, ...]  # the optimizer's and the schedule's numbers, MIN_DELTA, LAM
     n_theta: int  # theta's length: all the parameters, flat
     offsets: dict[str, tuple[int, int]]  # per parameter array: (offset in theta, size)
+    team_rows_max: int | None  # a fit thread's most rows (team_rows_max); None: no bound
+    team_rows_max_why: str  # the product that sets it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -430,6 +449,7 @@ def cpu_loop_context(spec: Spec, info: KernelInfo, p: Plan, *, version: str, spe
              else 0.0,
              0.0,  # MIN_DELTA: set per call by fit with validation data
              float(spec.loss.weight_decay))  # LAM: the weight decay's lambda
+    rows_max, rows_why = team_rows_max(layout)
     return CpuLoopContext(
         **{**cpu_module_fields(module),
            "uses_gemm": any(row.values[6] or row.values[7] for row in layout[1:])},
@@ -445,6 +465,8 @@ def cpu_loop_context(spec: Spec, info: KernelInfo, p: Plan, *, version: str, spe
             hyper=hyper,
             n_theta=at,
             offsets=offsets,
+            team_rows_max=rows_max,
+            team_rows_max_why=rows_why,
         ),
         layer_docs=docs,
         loss_formula=info.loss_formula,

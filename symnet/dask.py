@@ -65,13 +65,16 @@ def _client(client):
 @dataclass(frozen=True)
 class ModuleFiles:
     """What a worker needs to import a generated module: its text and, in the loop form, its
-    kernel file's. `key` (a hash of both) names the folder a worker writes them to."""
+    kernel file's and the gemm file's that the kernel file imports (narrow layers' `_gemm`
+    and fit's team). `key` (a hash of them all) names the folder a worker writes them to."""
 
     name: str
     source: str
     kernel_name: str | None
     kernel_source: str | None
     key: str
+    gemm_name: str | None = None
+    gemm_source: str | None = None
 
 
 def module_files(module) -> ModuleFiles:
@@ -84,13 +87,19 @@ def module_files(module) -> ModuleFiles:
                           f"the spec for the cpu target")
     source = Path(path).read_text(encoding="utf-8")
     kernel_name = getattr(module, "KERNEL_MODULE", None)
-    kernel_source = None
+    kernel_source = gemm_name = gemm_source = None
     if kernel_name is not None:
         kernel_source = Path(module.KERNEL_FILE).read_text(encoding="utf-8")
+        gemm = getattr(module._kernels, "_gemm_module", None)
+        if gemm is not None:
+            gemm_name = gemm.__name__
+            gemm_source = Path(gemm.__file__).read_text(encoding="utf-8")
     digest = hashlib.sha256(source.encode())
     digest.update((kernel_source or "").encode())
+    digest.update((gemm_source or "").encode())
     name = Path(path).stem
-    return ModuleFiles(name, source, kernel_name, kernel_source, digest.hexdigest()[:20])
+    return ModuleFiles(name, source, kernel_name, kernel_source, digest.hexdigest()[:20],
+                       gemm_name, gemm_source)
 
 
 _imported: dict[str, Any] = {}  # per worker process: ModuleFiles.key -> module
@@ -108,6 +117,8 @@ def load_files(files: ModuleFiles):
     folder = default_out_dir() / "dask" / files.key
     if files.kernel_name is not None:  # the module looks for it beside itself first
         write_if_changed(folder / f"{files.kernel_name}.py", files.kernel_source)
+    if files.gemm_name is not None:  # the kernel file imports it from beside itself
+        write_if_changed(folder / f"{files.gemm_name}.py", files.gemm_source)
     path = folder / f"{files.name}.py"
     write_if_changed(path, files.source)
     # registered in sys.modules under its own name, which Numba's cache needs to load it

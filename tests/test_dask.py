@@ -262,3 +262,39 @@ def test_sweep_command_on_a_scheduler(client, tmp_path, capsys):
     assert len((out / "sweep.csv").read_text().splitlines()) == 4
     best = symnet.load_spec(out / "best.toml")
     assert best.training.learning_rate in (0.05, 0.2)
+
+
+def test_a_worker_gets_the_gemm_file_and_fits_on_one_thread(tmp_path):
+    """A network with layers narrow enough for _gemm: its kernel file imports the gemm file
+    from beside itself, so the files shipped to a worker carry it; imported there (a fresh
+    process, as a worker is), the module fits, on one thread."""
+    import json
+    import subprocess
+    import sys
+    from dataclasses import asdict
+
+    spec = {"name": "ship", "network": {"inputs": 3, "layers": [
+        {"units": 16, "activation": "tanh"}, {"units": 1, "activation": "linear"}]},
+        "loss": {"kind": "mse"}, "codegen": {"mode": "loop"}}
+    module = symnet.compile(spec, tmp_path / "build")
+    files = sd.module_files(module)
+    assert files.gemm_name == module._kernels._gemm_module.__name__
+    assert "def _meet(" in files.gemm_source
+    (tmp_path / "files.json").write_text(json.dumps(asdict(files)), encoding="utf-8")
+    script = (
+        "import json, sys\n"
+        "import numpy as np\n"
+        "import symnet.dask as sd\n"
+        "files = sd.ModuleFiles(**json.loads(open(sys.argv[1]).read()))\n"
+        "m = sd.load_files(files)\n"
+        "assert m.THREADS == 1, m.THREADS\n"
+        "X = np.random.default_rng(0).normal(size=(200, 3))\n"
+        "losses = m.fit(m.init_params(), X, X[:, :1] ** 2, 5, lr=0.05)\n"
+        "assert losses[-1] < losses[0], losses\n"
+        "print('ok', m._kernels.__file__)\n")
+    env = {**os.environ, "SYMNET_CACHE_DIR": str(tmp_path / "cache"), "SYMNET_THREADS": "2"}
+    env.pop("SYMNET_KERNEL_DIR", None)  # the worker finds the files in its own folder only
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "files.json")],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("ok") and str(tmp_path / "cache") in out.stdout

@@ -442,6 +442,7 @@ def machine_facts(torch, jax):
         "jax_devices": [str(d) for d in jax.devices()] if jax else None,
         "XLA_FLAGS": os.environ.get("XLA_FLAGS"),
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+        "MKL_ENABLE_INSTRUCTIONS": os.environ.get("MKL_ENABLE_INSTRUCTIONS"),
         "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE"),
         "blas": [{k: i.get(k) for k in ("internal_api", "version", "architecture",
                                          "num_threads", "filepath")}
@@ -467,7 +468,8 @@ def print_facts(f):
           f"uses the machine's cores)")
     if f.get("torch_blas"):
         print(f"  torch: BLAS {f['torch_blas']}, CPU capability {f['torch_cpu_capability']}")
-    print(f"  OPENBLAS_CORETYPE={f['OPENBLAS_CORETYPE']} OPENBLAS_L2_SIZE={f['OPENBLAS_L2_SIZE']}")
+    print(f"  OPENBLAS_CORETYPE={f['OPENBLAS_CORETYPE']} OPENBLAS_L2_SIZE={f['OPENBLAS_L2_SIZE']} "
+          f"MKL_ENABLE_INSTRUCTIONS={f['MKL_ENABLE_INSTRUCTIONS']}")
     for b in f["blas"]:
         print(f"  threadpoolctl: {b['internal_api']} {b['version']} kernel "
               f"{b['architecture']}, {b['num_threads']} threads ({Path(b['filepath']).name})")

@@ -4,7 +4,9 @@ Speed on these CPUs depends on their vector units: an AVX-512 machine can build 
 AVX2 code paths of every contender by `--avx2` (`emulate_avx2()`, before numba, torch or jax is
 imported): Numba compiles for haswell (NUMBA_CPU_NAME and NUMBA_CPU_FEATURES, which symnet's
 choice of `_gemm` follows too), OpenBLAS runs its Haswell kernels (OPENBLAS_CORETYPE), PyTorch
-its AVX2 ones (ATEN_CPU_CAPABILITY) and XLA compiles for AVX2 at most (--xla_cpu_max_isa).
+its AVX2 ones (ATEN_CPU_CAPABILITY for ATen's own kernels, MKL_ENABLE_INSTRUCTIONS for the MKL
+that runs its matrix products, DNNL_MAX_CPU_ISA for oneDNN) and XLA compiles for AVX2 at most
+(--xla_cpu_max_isa).
 An approximation of an AVX2 CPU: the same instructions and register count, this machine's
 caches and clocks. Figures from a real AVX2 CPU are better; say which they are.
 """
@@ -26,6 +28,8 @@ def emulate_avx2() -> None:
     os.environ["NUMBA_CPU_FEATURES"] = AVX2_FEATURES
     os.environ["OPENBLAS_CORETYPE"] = "Haswell"
     os.environ["ATEN_CPU_CAPABILITY"] = "avx2"
+    os.environ["MKL_ENABLE_INSTRUCTIONS"] = "AVX2"  # PyTorch's matrix products (MKL's sgemm)
+    os.environ["DNNL_MAX_CPU_ISA"] = "AVX2"
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_max_isa=AVX2").strip()
 
 

@@ -28,3 +28,9 @@ def use_gemm(units: int, units_in: int, columns: int, dtype: str) -> bool:
     (units, units_in), whose result has `columns` columns, runs through _gemm."""
     size = 4 if dtype == "float32" else 8
     return max(units, units_in) <= GEMM_MAX and columns * size >= GEMM_MIN_BYTES
+
+
+def one_thread_rows(units: int, units_in: int) -> int:
+    """The most rows a product of a layer with weights (units, units_in) may have for OpenBLAS
+    to run it on one thread (rows * units * units_in <= ONE_THREAD_BLAS_MAX)."""
+    return ONE_THREAD_BLAS_MAX // (units * units_in)

@@ -37,7 +37,7 @@ from ..lines import _X
 from ..loop import DecayCode, decay_code, output_block_fields, used_symbols
 from ..writer import generator_sha256, render
 from .checkpoint import PlanSummary, plan_rows
-from .config import ONE_THREAD_BLAS_MAX
+from .config import one_thread_rows
 from .context import CpuModuleContext, cpu_module_fields
 from .gemm import gemm_flags, gemm_source, may_use_gemm
 
@@ -46,6 +46,7 @@ INFO_PREFIX = "symnet_kinds_"
 # layout's columns (the kernel file names them too)
 COLUMNS = ("UNITS", "UNITS_IN", "W_AT", "B_AT", "BIAS", "ACT", "GEMM_FORWARD",
            "GEMM_BACKWARD", "DELTA_AT", "WITH_NET")
+_COLUMN = {name: i for i, name in enumerate(COLUMNS)}
 BIAS_CODES = {"none": 0, "per_unit": 1, "shared": 2}
 
 
@@ -332,14 +333,15 @@ class LayerDoc:
 
 def team_rows_max(layout: list[TableRow]) -> tuple[int | None, str]:
     """The most rows of a batch one thread of fit's team may take: every product left on
-    np.dot then stays under ONE_THREAD_BLAS_MAX multiply-adds, which OpenBLAS runs on one
-    thread. None where every product runs through _gemm. Returns it and which layer sets it."""
+    np.dot then stays small enough for OpenBLAS to run it on one thread (one_thread_rows).
+    None where every product runs through _gemm. Returns it and which layer sets it."""
     bound, why = None, ""
     for number, row in enumerate(layout[1:], start=1):
-        units, units_in, g_f, g_b = row.values[0], row.values[1], row.values[6], row.values[7]
+        units, units_in, g_f, g_b = (row.values[_COLUMN[c]] for c in
+                                     ("UNITS", "UNITS_IN", "GEMM_FORWARD", "GEMM_BACKWARD"))
         if g_f and g_b:
             continue
-        rows = max(1, ONE_THREAD_BLAS_MAX // (units * units_in))
+        rows = max(1, one_thread_rows(units, units_in))
         if bound is None or rows < bound:
             bound = rows
             why = f"layer {number}'s {units} x {units_in} products on np.dot"
@@ -452,7 +454,8 @@ def cpu_loop_context(spec: Spec, info: KernelInfo, p: Plan, *, version: str, spe
     rows_max, rows_why = team_rows_max(layout)
     return CpuLoopContext(
         **{**cpu_module_fields(module),
-           "uses_gemm": any(row.values[6] or row.values[7] for row in layout[1:])},
+           "uses_gemm": any(row.values[_COLUMN["GEMM_FORWARD"]]
+                            or row.values[_COLUMN["GEMM_BACKWARD"]] for row in layout[1:])},
         kernel=info.name,
         kernel_dir_literal=repr(kernel_dir),
         tables=LoopTables(

@@ -43,7 +43,7 @@ from ..lines import Line
 from ..loop import DecayCode
 from ..printer import NumbaPrinter
 from ..writer import render
-from .config import ONE_THREAD_BLAS_MAX, use_gemm
+from .config import one_thread_rows, use_gemm
 from .context import CpuModuleContext, cpu_module_fields
 from .gemm import gemm_source, has_vector_units, policy, target_cpu
 
@@ -162,7 +162,7 @@ def _one_thread_blas(sets: list[PointSetCode], block: int) -> bool:
         for lay in p.layers:  # each of a layer's products has rows * units * units_in
             on_dot = (not lay.gemm_forward or not lay.gemm_weights
                       or (not lay.gemm_backward and lay.number > 1))
-            if on_dot and block * len(p.channels) * lay.units * lay.units_in > ONE_THREAD_BLAS_MAX:
+            if on_dot and block * len(p.channels) > one_thread_rows(lay.units, lay.units_in):
                 return False
     return True
 

@@ -160,3 +160,21 @@ def test_a_kernel_file_without_gemm_has_no_team(net, monkeypatch):
     assert net._team(1000) == 4
     monkeypatch.setattr(net._kernels, "_run_team", None)
     assert net._team(1000) == 1
+
+
+def test_one_thread_compiles_a_version_without_the_team(net, team):
+    """Where the kernel file's THREADS is 1 (the suite's SYMNET_THREADS=1), every op passes
+    sync None, and the version of _run they share has no barrier; a team's fit compiles the
+    version with it."""
+    assert net._kernels.THREADS == 1 and net._kernels._ALONE is None
+    net.grad(net.init_params(), X, T)
+    _fit(net, 2, team)
+
+    def calls_meet(none):
+        found = [sig for sig in net._kernels._run.signatures
+                 if (str(sig[-3]) == "none") == none]
+        assert len(found) == 1
+        return "_meet" in net._kernels._run.inspect_llvm(found[0])
+
+    assert not calls_meet(True)
+    assert calls_meet(False)

@@ -35,11 +35,12 @@ def test_the_kernel_text_depends_on_the_kinds_only():
     a = symnet.build(_spec([8, 8]))
     b = symnet.build(_spec([5, 7, 6, 9], lr=0.2))
     assert a.kernels[0] == b.kernels[0]  # widths, depth, learning rate: tables
+    # the optimizer: its update rule and numbers are in the tables, its step the gemm file's
     c = symnet.build(_spec([8, 8], momentum=0.5))
-    d = symnet.build(_spec([5, 7, 6, 9], momentum=0.9))
-    assert c.kernels[0] == d.kernels[0] != a.kernels[0]  # the momentum's value: a table
-    e = symnet.build(_spec([8, 8], momentum=0.9, nesterov=True))
-    assert e.kernels[0] != c.kernels[0]  # Nesterov is another update rule
+    d = symnet.build(_spec([5, 7, 6, 9], momentum=0.9, nesterov=True))
+    e = symnet.build({**_spec([8, 8]), "training": {"optimizer": "adam", "learning_rate": 0.01}})
+    assert a.kernels[0] == c.kernels[0] == d.kernels[0] == e.kernels[0]
+    assert a.kernels[1] == e.kernels[1] and a.kernels[1][0].startswith("symnet_gemm_")
     assert symnet.build(_spec([8, 8], "relu")).kernels[0] != a.kernels[0]
     assert symnet.build(_spec([8, 8]), dtype="float32").kernels[0] != a.kernels[0]
 
@@ -100,7 +101,10 @@ def test_wide_layers_take_the_kernel_file_with_gemm_when_it_is_there(tmp_path, m
     alone = tmp_path / "alone"
     other = symnet.compile(spec, alone, kernel_dir=alone)
     assert other.KERNEL_MODULE != wide.KERNEL_MODULE
-    assert not list(alone.glob("symnet_gemm_*.py"))
+    # it never calls _gemm and has no team; it imports the gemm file for the optimizer's step
+    assert "_gemm_unit(" not in Path(other._kernels.__file__).read_text(encoding="utf-8")
+    assert other._kernels._run_team is None
+    assert other._kernels._update is other._kernels._gemm_module._update_float64
 
 
 def _decayed(widths, lam, name):
@@ -260,3 +264,22 @@ def test_params_views_into_theta_and_their_copies(tmp_path):
     swapped["W2"], swapped["W3"] = swapped["W3"], swapped["W2"]
     E = m.loss(swapped, X, T)
     assert E == pytest.approx(ref_loss(spec, dict(swapped), X, T), rel=1e-12)
+
+
+def test_every_optimizer_runs_the_one_compiled_kernel(tmp_path):
+    """The update rule is a number in the tables: networks that differ only in the optimizer
+    share the kernel file and its one compiled _run, and each takes its own rule's steps
+    (tests/test_optimizers.py checks each rule's numbers)."""
+    rng = np.random.default_rng(4)
+    X, T = rng.normal(size=(10, 3)), rng.normal(size=(10, 2))
+    trained = []
+    for name, training in (("sgd", {}), ("nesterov", {"momentum": 0.9, "nesterov": True}),
+                           ("adam", {"optimizer": "adam"})):
+        spec = _spec([6, 4], name=f"rule_{name}", **training)
+        m = symnet.compile(spec, tmp_path / name, kernel_dir=tmp_path)
+        p = m.init_params()
+        m.fit(p, X, T, 3, state=m.init_state())
+        trained.append(p["W1"].copy())
+    assert len(list(tmp_path.glob("symnet_kernels_*.py"))) == 1
+    assert len(m._kernels._run.signatures) == 1
+    assert not np.allclose(trained[0], trained[1]) and not np.allclose(trained[0], trained[2])

@@ -34,3 +34,17 @@ def one_thread_rows(units: int, units_in: int) -> int:
     """The most rows a product of a layer with weights (units, units_in) may have for OpenBLAS
     to run it on one thread (rows * units * units_in <= ONE_THREAD_BLAS_MAX)."""
     return ONE_THREAD_BLAS_MAX // (units * units_in)
+
+
+# the loop form's update rules, by number (hyper[RULE]; the gemm file's RULE_<name> constants,
+# its _update's branches): one kernel file serves every optimizer
+UPDATE_RULES = ("sgd", "momentum", "nesterov", "adam")
+
+
+def update_rule(optimizer: str, momentum: float, nesterov: bool) -> int:
+    """The number of the training's update rule in UPDATE_RULES."""
+    if optimizer == "adam":
+        name = "adam"
+    else:
+        name = "nesterov" if momentum > 0 and nesterov else "momentum" if momentum > 0 else "sgd"
+    return UPDATE_RULES.index(name)

@@ -24,6 +24,8 @@ class GemmFileContext(TemplateContext):
 
     version: str  # symnet's, in the header
     njit: str  # the @njit options (the same for both dtypes: _gemm is written in vector IR)
+    fastmath32: str  # the float32 optimizer step's fastmath flags, as the kernel files'
+    update_rules: tuple[str, ...]  # the optimizer's update rules, by number (config.py)
     gemm_max: int  # no side of a weight matrix that _gemm multiplies is over this
 
 

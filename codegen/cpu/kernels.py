@@ -37,7 +37,7 @@ from ..lines import _X
 from ..loop import DecayCode, decay_code, output_block_fields, used_symbols
 from ..writer import generator_sha256, render
 from .checkpoint import PlanSummary, plan_rows
-from .config import one_thread_rows
+from .config import one_thread_rows, update_rule
 from .context import CpuModuleContext, cpu_module_fields
 from .gemm import gemm_flags, gemm_source, may_use_gemm
 
@@ -121,8 +121,8 @@ class NetLoads:
 @dataclass(frozen=True, kw_only=True)
 class KernelFileContext(OutputBlockContext):
     """The CPU loop form's kernel file (templates/cpu/kernels.py.jinja): the kinds of layers,
-    the output block, the loss and the optimizer's kind; no width, depth or number that the
-    module's tables carry."""
+    the output block and the loss; no width, depth, optimizer or number that the module's
+    tables carry (the optimizer's step is the gemm file's, its rule a number in hyper)."""
 
     version: str  # symnet's version
     dtype: str  # the kernels' dtype: "float64" or "float32"
@@ -133,16 +133,12 @@ class KernelFileContext(OutputBlockContext):
     zero: str  # 0 printed in the kernel dtype
     mean: bool  # the loss is the batch's mean (else its sum)
     reduction: str  # over the batch: "mean" or "sum"
-    optimizer: str  # the update rule's kind: "sgd" or "adam"
-    optimizer_title: str  # for comments: "SGD (Nesterov momentum)", "Adam"
-    use_momentum: bool  # SGD with momentum > 0
-    nesterov: bool  # SGD's momentum is Nesterov's
     metric_kind: int  # fit's validation accuracy: 1 softmax, 2 sigmoid, 0 none
     n_outputs: int  # outputs per sample (the output block is printed per output unit)
     output_activation: str  # the output layer's activation, described
     kinds: tuple[ActivationKind, ...]  # the hidden layers' kinds: one branch each
-    uses_gemm: bool  # some product of the network runs through _gemm: the file imports it
-    gemm_module: str  # the gemm file's module name (codegen/cpu/gemm.py), "" without _gemm
+    uses_gemm: bool  # some product of the network may run through _gemm (and fit's team)
+    gemm_module: str  # the gemm file's module name (codegen/cpu/gemm.py): every file imports it
     loss_name: str  # the per-sample loss's name in the output block
     net_loads: NetLoads  # per block of the output's lines: the nets it reads
     weight_decay: DecayCode | None  # lambda*w^2 and its gradient, printed; None: no decay
@@ -161,7 +157,6 @@ def kernel_file_context(spec: Spec, program, *,
     # rather than inlining each call (seconds of compile time for a softmax over 10 outputs)
     called = NumbaPrinter(spec.codegen.dtype, inline=False)
     module = module_context(spec, version=version, spec_file="", mode="loop")
-    opt = module.optimizer_settings
     out = program.output
     kinds, kind_of = _kinds(program, printer)
     weight_decay = decay_code(program, printer, symbolic=True)
@@ -175,16 +170,12 @@ def kernel_file_context(spec: Spec, program, *,
         zero=module.zero,
         mean=module.mean,
         reduction=module.reduction,
-        optimizer=opt.optimizer,
-        optimizer_title=opt.optimizer_title,
-        use_momentum=opt.use_momentum,
-        nesterov=opt.nesterov,
         metric_kind=module.metric_kind,
         n_outputs=spec.network.outputs,
         output_activation=program.layers[-1].activation,
         kinds=kinds,
         uses_gemm=uses_gemm(spec),
-        gemm_module=gemm_source(version)[0] if uses_gemm(spec) else "",
+        gemm_module=gemm_source(version)[0],
         # lambda stays `lam`, read from hyper: every value of the weight decay shares the file
         **{**output_block_fields(program, called),
            "loss_formula": program.symbolic_loss_formula},
@@ -200,7 +191,7 @@ def kernel_file_context(spec: Spec, program, *,
 def kernel_source(spec: Spec, program, *, version: str) -> tuple[KernelInfo, str]:
     """The kernel file for the network's kinds (a LoopProgram from symnet.loop.lower_loop),
     and its KernelInfo. Nothing in the text depends on the widths (but the output layer's),
-    the depth, the learning rate, the optimizer's settings or the weight decay's lambda."""
+    the depth, the learning rate, the optimizer or the weight decay's lambda."""
     ctx, kind_of = kernel_file_context(spec, program, version=version)
     text = render("cpu/kernels.py.jinja", ctx)
     name = KERNEL_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -230,16 +221,15 @@ def uses_gemm(spec: Spec) -> bool:
 
 def support_files(spec: Spec, version: str) -> tuple[tuple[str, str], ...]:
     """The files the network's kernel file imports, as (module name, text): the gemm file
-    when some product runs through _gemm."""
-    return (gemm_source(version),) if uses_gemm(spec) else ()
+    (_gemm for narrow layers, fit's team, and every kernel file's optimizer step)."""
+    return (gemm_source(version),)
 
 
 def kinds_key(spec: Spec, version: str, gemm: bool | None = None) -> str:
     """What decides the kernel file's text, from the spec alone (no sympy): the generator,
-    the dtype, the hidden activations, the output layer, the loss, the optimizer's kind and
-    whether _gemm is needed (`gemm`: that of the variant with or without it; None: the
-    network's own); not the widths, the depth or any number the tables carry."""
-    tr = spec.training
+    the dtype, the hidden activations, the output layer, the loss and whether _gemm is needed
+    (`gemm`: that of the variant with or without it; None: the network's own); not the
+    widths, the depth, the optimizer or any number the tables carry."""
     layers = spec.network.layers
     key = {
         "version": version,
@@ -249,7 +239,6 @@ def kinds_key(spec: Spec, version: str, gemm: bool | None = None) -> str:
         "output": [layers[-1].activation.describe(), layers[-1].units],
         "loss": [spec.loss.kind, spec.loss.reduction, repr(spec.loss.expr),
                  bool(spec.loss.weight_decay)],  # with or without; its value is in hyper
-        "optimizer": [tr.optimizer, tr.momentum > 0, tr.nesterov],
         "gemm": uses_gemm(spec) if gemm is None else gemm,
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
@@ -380,7 +369,7 @@ class LoopTables:
     forward_plan: list[TableRow]  # forward and loss: (action, layer, src, dst) per step
     forward_arena: int  # the forward arena's values per sample
     segments: list[TableRow]  # per parameter array: (offset in theta, size, updated)
-    hyper: tuple[float, ...]  # the optimizer's and the schedule's numbers, MIN_DELTA, LAM
+    hyper: tuple[float, ...]  # the optimizer's and the schedule's numbers, MIN_DELTA, LAM, RULE
     n_theta: int  # theta's length: all the parameters, flat
     offsets: dict[str, tuple[int, int]]  # per parameter array: (offset in theta, size)
     team_rows_max: int | None  # a fit thread's most rows (team_rows_max); None: no bound
@@ -450,7 +439,8 @@ def cpu_loop_context(spec: Spec, info: KernelInfo, p: Plan, *, version: str, spe
              float(decay[2] if decay[0] == "step" else decay[1]) if decay[0] != "none"
              else 0.0,
              0.0,  # MIN_DELTA: set per call by fit with validation data
-             float(spec.loss.weight_decay))  # LAM: the weight decay's lambda
+             float(spec.loss.weight_decay),  # LAM: the weight decay's lambda
+             float(update_rule(tr.optimizer, tr.momentum, tr.nesterov)))  # RULE: the update rule
     rows_max, rows_why = team_rows_max(layout)
     return CpuLoopContext(
         **{**cpu_module_fields(module),

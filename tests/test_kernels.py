@@ -272,7 +272,7 @@ def test_every_optimizer_runs_the_one_compiled_kernel(tmp_path):
     (tests/test_optimizers.py checks each rule's numbers)."""
     rng = np.random.default_rng(4)
     X, T = rng.normal(size=(10, 3)), rng.normal(size=(10, 2))
-    trained = []
+    trained, compiled = [], []
     for name, training in (("sgd", {}), ("nesterov", {"momentum": 0.9, "nesterov": True}),
                            ("adam", {"optimizer": "adam"})):
         spec = _spec([6, 4], name=f"rule_{name}", **training)
@@ -280,6 +280,7 @@ def test_every_optimizer_runs_the_one_compiled_kernel(tmp_path):
         p = m.init_params()
         m.fit(p, X, T, 3, state=m.init_state())
         trained.append(p["W1"].copy())
+        compiled.append(len(m._kernels._run.signatures))  # (another test may have added some)
     assert len(list(tmp_path.glob("symnet_kernels_*.py"))) == 1
-    assert len(m._kernels._run.signatures) == 1
+    assert compiled[0] == compiled[1] == compiled[2]
     assert not np.allclose(trained[0], trained[1]) and not np.allclose(trained[0], trained[2])

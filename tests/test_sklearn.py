@@ -163,3 +163,17 @@ def test_unsupported_parameters_are_refused_at_fit(iris, params, message):
     X, y = iris
     with pytest.raises(ValueError, match=message):
         MLPClassifier(max_iter=2, **params).fit(X, y)
+
+
+def test_every_solver_runs_the_one_compiled_kernel(iris):
+    """solver, momentum and nesterovs_momentum are numbers in the tables, not kinds of kernel
+    file: estimators that differ only in them share one kernel file and its compiled _run."""
+    X, y = iris
+    seen = []
+    for params in ({"solver": "adam"}, {"solver": "sgd", "momentum": 0.0},
+                   {"solver": "sgd", "momentum": 0.9, "nesterovs_momentum": True}):
+        clf = MLPClassifier((8,), max_iter=3, random_state=0, **params).fit(X, y)
+        kernels = clf._module()._kernels
+        seen.append((kernels.__name__, len(kernels._run.signatures)))
+        assert np.isfinite(clf.loss_curve_).all()
+    assert seen[0] == seen[1] == seen[2]

@@ -45,11 +45,14 @@ SIMULATED = [node.name for node in ast.parse(SIM_CASES.read_text("utf-8")).body
 @pytest.mark.parametrize("case", SIMULATED)
 def test_kernels_match_the_cpu_module_under_the_simulator(case, tmp_path):
     """Runs one case of tests/cuda_sim_cases.py with NUMBA_ENABLE_CUDASIM=1 in its own
-    process. There, the CPU module is the reference for a few dozen samples: Numba compiles
-    it without LLVM's optimizations (NUMBA_OPT=0, about half of each compile; the main run
-    tests the CPU modules as users get them), and without fastmath's reassociation its
-    float arithmetic is closer to the simulator's plain Python."""
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(ROOT), "NUMBA_OPT": "0"}
+    process. There, the CPU module is the reference for a few dozen samples, and it runs as
+    Python (NUMBA_DISABLE_JIT=1: the same generated code, interpreted, as the simulator runs
+    the GPU's; the main run tests the CPU modules compiled, as users get them): no compile at
+    all, where compiling the reference without LLVM's optimizations took half of each case.
+    Its matrix products go to np.dot (SYMNET_GEMM=never: _gemm is LLVM IR, which only a
+    compile runs) on one thread."""
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(ROOT),
+           "NUMBA_DISABLE_JIT": "1", "SYMNET_GEMM": "never", "SYMNET_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *_PLUGINS_OFF, "-o",
          "addopts=",

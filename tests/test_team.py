@@ -170,11 +170,11 @@ def test_one_thread_compiles_a_version_without_the_team(net, team):
     net.grad(net.init_params(), X, T)
     _fit(net, 2, team)
 
-    def calls_meet(none):
+    def calls_meet(none):  # per compiled version (other tests may have added some: a trace)
         found = [sig for sig in net._kernels._run.signatures
                  if (str(sig[-3]) == "none") == none]
-        assert len(found) == 1
-        return "_meet" in net._kernels._run.inspect_llvm(found[0])
+        assert found
+        return {"_meet" in net._kernels._run.inspect_llvm(sig) for sig in found}
 
-    assert not calls_meet(True)
-    assert calls_meet(False)
+    assert calls_meet(True) == {False}
+    assert calls_meet(False) == {True}

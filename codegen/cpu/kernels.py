@@ -2,11 +2,12 @@
 not on their widths or depth, and the tables that describe one network to it.
 
 `kernel_source` renders templates/cpu/kernels.py.jinja: one branch per kind of hidden
-activation (its f and f', printed), the output block (printed per output unit), the loss, the
-optimizer's kind and the dtype. Everything that changes with the widths, the depth, the
-learning rate or the optimizer's numbers is a table that the generated module passes at run
-time (`render_module`). The kernel file is named by the SHA-256 of its text, so every network
-of the same kinds imports the same file and Numba compiles it once per machine.
+activation (its f and f', printed), the output block (printed per output unit), the loss and
+the dtype. Everything that changes with the widths, the depth, the learning rate or the
+optimizer (its update rule and numbers: the step is the gemm file's) is a table that the
+generated module passes at run time (`render_module`). The kernel file is named by the
+SHA-256 of its text, so every network of the same kinds imports the same file and Numba
+compiles it once per machine.
 
 What a module needs to know of its kernel file is a `KernelInfo`: its name and each kind's
 printed formulas. It is saved as JSON beside the kernel file, under a key computed from the

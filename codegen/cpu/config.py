@@ -41,10 +41,11 @@ def one_thread_rows(units: int, units_in: int) -> int:
 UPDATE_RULES = ("sgd", "momentum", "nesterov", "adam")
 
 
-def update_rule(optimizer: str, momentum: float, nesterov: bool) -> int:
-    """The number of the training's update rule in UPDATE_RULES."""
-    if optimizer == "adam":
-        name = "adam"
-    else:
-        name = "nesterov" if momentum > 0 and nesterov else "momentum" if momentum > 0 else "sgd"
-    return UPDATE_RULES.index(name)
+def update_rule(settings) -> int:
+    """The number in UPDATE_RULES of the rule that the optimizer's settings
+    (codegen/context.py, `optimizer_settings`) describe."""
+    if settings.optimizer == "adam":
+        return UPDATE_RULES.index("adam")
+    if settings.use_momentum:
+        return UPDATE_RULES.index("nesterov" if settings.nesterov else "momentum")
+    return UPDATE_RULES.index("sgd")

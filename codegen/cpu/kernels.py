@@ -441,7 +441,7 @@ def cpu_loop_context(spec: Spec, info: KernelInfo, p: Plan, *, version: str, spe
              else 0.0,
              0.0,  # MIN_DELTA: set per call by fit with validation data
              float(spec.loss.weight_decay),  # LAM: the weight decay's lambda
-             float(update_rule(tr.optimizer, tr.momentum, tr.nesterov)))  # RULE: the update rule
+             float(update_rule(module.optimizer_settings)))  # RULE: the update rule
     rows_max, rows_why = team_rows_max(layout)
     return CpuLoopContext(
         **{**cpu_module_fields(module),

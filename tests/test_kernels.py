@@ -189,6 +189,9 @@ def test_a_shared_kernel_folder(tmp_path, monkeypatch):
 def test_every_entry_point_runs_one_compiled_function(tmp_path):
     spec = _spec([6, 4], name="entries", momentum=0.9)
     m = symnet.compile(spec, tmp_path)
+    # another test in this process may have compiled versions of the same kernel file (the
+    # trace's, a team's): count the versions these calls add
+    before = set(m._kernels._run.signatures)
     p, state = m.init_params(), m.init_state()
     rng = np.random.default_rng(2)
     X, T = rng.normal(size=(10, 3)), rng.normal(size=(10, 2))
@@ -200,10 +203,12 @@ def test_every_entry_point_runs_one_compiled_function(tmp_path):
     m.fit(p, X, T, 2, batch_size=3, seed=1)
     m.fit(p, X, T, 2, validation=(X, T), patience=1)
     m.forward(p, X.astype(np.float32))  # converted to the module's dtype first
-    assert len(m._kernels._run.signatures) == 1
+    added = set(m._kernels._run.signatures) - before
+    assert len(added) == 1 if not before else len(added) <= 1
     # the trace has one of its own (its arrays, None for the others, prune its code from theirs)
     m.fit(p, X, T, 2, trace=True)
-    assert len(m._kernels._run.signatures) == 2
+    assert len(set(m._kernels._run.signatures) - before - added) <= 1
+    assert len(m._kernels._run.signatures) >= 2
 
 
 def test_the_next_network_of_a_sweep_needs_no_sympy(tmp_path):

@@ -45,6 +45,30 @@ def test_the_kernel_text_depends_on_the_kinds_only():
     assert symnet.build(_spec([8, 8]), dtype="float32").kernels[0] != a.kernels[0]
 
 
+def test_what_does_not_depend_on_the_kinds_is_the_gemm_file_s():
+    """The layers' products and bias sums, an epoch's shuffle and the workspace's views are
+    the gemm file's, compiled once per machine: a kernel file calls them, whatever its kinds
+    (with _gemm or without), and Numba compiles only its own formulas for a new kind."""
+    import ast
+
+    shared = {"_hidden_product", "_output_product", "_weight_gradients", "_back_product",
+              "_shuffle", "_rows"}
+    for spec in (_spec([8, 8]), _spec([5], "relu"), _spec([64, 64], "softplus")):
+        (_, text), (_, gemm_text) = symnet.build(spec).kernels
+        functions = {f.name: f for f in ast.parse(text).body if isinstance(f, ast.FunctionDef)}
+        calls = {name: {ast.unparse(c.func) for c in ast.walk(functions[name])
+                        if isinstance(c, ast.Call)}
+                 for name in ("_run", "_forward_kept", "_input_derivatives")}
+        for name, called in calls.items():
+            assert not called & {"np.dot", "_gemm_unit", "_gemm_bias_unit"}, name
+        assert shared <= calls["_run"]
+        defined = {f.name for f in ast.parse(gemm_text).body if isinstance(f, ast.FunctionDef)}
+        assert {"_rows", "_shuffle"} <= defined
+        for dtype in ("float32", "float64"):
+            for kind in ("_", "_gemm_"):
+                assert {f"{f}{kind}{dtype}" for f in shared - {"_rows", "_shuffle"}} <= defined
+
+
 def test_a_network_of_known_kinds_is_rendered_without_lowering(tmp_path, monkeypatch):
     first = symnet.compile(_spec([8, 8]), tmp_path, kernel_dir=tmp_path)
 

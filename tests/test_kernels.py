@@ -57,7 +57,7 @@ def test_what_does_not_depend_on_the_kinds_is_the_gemm_file_s():
         functions = {f.name: f for f in ast.parse(text).body if isinstance(f, ast.FunctionDef)}
         calls = {name: {ast.unparse(c.func) for c in ast.walk(functions[name])
                         if isinstance(c, ast.Call)}
-                 for name in ("_run", "_forward_kept", "_input_derivatives")}
+                 for name in ("_run", "_forward_kept", "_input_derivatives", "_hvp")}
         for name, called in calls.items():
             assert not called & {"np.dot", "_gemm_unit", "_gemm_bias_unit"}, name
         assert shared <= calls["_run"]

@@ -9,17 +9,22 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import jinja2
-
 if TYPE_CHECKING:
     from .context import TemplateContext
 
-_ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("symnet.templates", ""),
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-    autoescape=False,
-)
+
+@lru_cache(maxsize=1)
+def _env():
+    """The templates' Jinja2 environment, made at the first render: a process that reuses a
+    generated module asks this file for the generator's hash only and never imports Jinja2."""
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("symnet.templates", ""),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
 
 
 # The packages whose source decides the generated text: the pipeline, the backends, the templates.
@@ -54,7 +59,7 @@ def generator_sha256() -> str:
 def render(template: str, context: TemplateContext) -> str:
     """The template's text for a typed context (codegen/context.py): its fields are the names
     the template reads."""
-    return _ENV.get_template(template).render(context.variables())
+    return _env().get_template(template).render(context.variables())
 
 
 def use_bytecode_cache(directory: str | os.PathLike) -> None:
@@ -62,12 +67,15 @@ def use_bytecode_cache(directory: str | os.PathLike) -> None:
     FileSystemBytecodeCache, keyed by each template's name and source), so that a new process
     renders without compiling the templates again: about 0.1 s of a sweep's next point. The
     folder is symnet's own (beside the kernel files that the modules import and run)."""
+    import jinja2
+
     directory = Path(directory)
-    current = _ENV.bytecode_cache
+    env = _env()
+    current = env.bytecode_cache
     if isinstance(current, jinja2.FileSystemBytecodeCache) and current.directory == str(directory):
         return
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError:  # a read-only place: render without the cache
         return
-    _ENV.bytecode_cache = jinja2.FileSystemBytecodeCache(str(directory))
+    env.bytecode_cache = jinja2.FileSystemBytecodeCache(str(directory))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _process import REGISTRIES
 from _reference import finite_difference_grad
 from _reference import loss as ref_loss
 
@@ -238,34 +239,40 @@ def test_every_entry_point_runs_one_compiled_function(tmp_path):
 def test_the_next_network_of_a_sweep_needs_no_sympy(tmp_path):
     """In a new process, a network that differs from one compiled before only in its widths,
     depth and learning rate is rendered from the saved KernelInfo: sympy is never imported,
-    the templates' code comes from the template cache and the kernel from Numba's cache."""
+    the templates' code comes from the template cache and the kernel from Numba's cache,
+    loaded without Numba's lowering registries (only compiling needs them). The same network
+    again reuses its module: not even Jinja2 is imported."""
     code = textwrap.dedent("""\
         import sys
-        import jinja2
         import numpy as np
         import symnet
         compiled = []  # templates compiled in this process (not loaded from the cache)
-        original = jinja2.Environment.compile
-        jinja2.Environment.compile = lambda *a, **k: compiled.append(1) or original(*a, **k)
+        if {render}:  # (the reuse imports no jinja2 here: it would hide whether symnet does)
+            import jinja2
+            original = jinja2.Environment.compile
+            jinja2.Environment.compile = lambda *a, **k: compiled.append(1) or original(*a, **k)
         spec = {spec!r}
         m = symnet.compile(spec, {out!r})
         p = m.init_params()
         losses = m.fit(p, np.ones((4, 3)), np.zeros((4, 2)), 2)
-        print("sympy" in sys.modules, losses[1] < losses[0], len(compiled) > 0)
+        print("sympy" in sys.modules, losses[1] < losses[0], len(compiled) > 0,
+              {registries!r} in sys.modules, "jinja2" in sys.modules)
         """)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("SYMNET_KERNEL_DIR", None)  # the kernel file beside the modules, new to this test
     runs = []
-    for widths, lr in (([8, 8], 0.05), ([5, 9, 6], 0.2)):
+    for widths, lr, render in (([8, 8], 0.05, True), ([5, 9, 6], 0.2, True),
+                               ([5, 9, 6], 0.2, False)):
         script = code.format(spec=_spec(widths, lr=lr, name=f"sweep{len(widths)}"),
-                             out=str(tmp_path / "out"))
+                             out=str(tmp_path / "out"), render=render, registries=REGISTRIES)
         runs.append(subprocess.run([sys.executable, "-c", script], capture_output=True,
                                    text=True, env=env, timeout=600))
     for run in runs:
         assert run.returncode == 0, run.stderr
-    # the first one lowers with sympy and compiles the templates
-    assert runs[0].stdout.split() == ["True", "True", "True"]
-    assert runs[1].stdout.split() == ["False", "True", "False"]
+    # the first one lowers with sympy, compiles the templates and the kernel file
+    assert runs[0].stdout.split() == ["True", "True", "True", "True", "True"]
+    assert runs[1].stdout.split() == ["False", "True", "False", "False", "True"]
+    assert runs[2].stdout.split() == ["False", "True", "False", "False", "False"]
 
 
 def test_params_views_into_theta_and_their_copies(tmp_path):

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _process import run_module
 
 import symnet
 
@@ -66,6 +67,21 @@ def test_one_training_step(mazur):
     assert after == pytest.approx(0.2910277737, abs=5e-11)
     assert abs(after - 0.291027924) > 1e-7
 
+
+def test_the_next_session_loads_the_worked_example_from_numbas_cache(mazur):
+    """A new process that imports the module (its file alone) and trains as the lecture does
+    runs the functions compiled here, loaded from Numba's cache without Numba's lowering
+    registries (which only compiling needs), and gets the lecture's numbers."""
+    mazur.fit(mazur.init_params(), X, T, 1)  # compiled (or loaded) here, saved to the cache
+    mazur.grad(mazur.init_params(), X, T)
+    words = run_module(mazur, f"""\
+        X, T = np.array({X.tolist()}), np.array({T.tolist()})
+        print(repr(float(m.grad(m.init_params(), X, T)[0])))
+        print(repr(float(m.fit(m.init_params(), X, T, 10_000)[-1])))
+        """)
+    assert float(words[0]) == pytest.approx(0.298371109, abs=5e-10)
+    assert float(words[1]) == pytest.approx(0.0000351085, abs=5e-11)
+    assert words[2] == "False"  # nothing compiled: the registries never loaded
 
 def test_ten_thousand_steps(mazur):
     p = mazur.init_params()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _process import run_module
 
 import symnet
 from symnet.errors import SpecError
@@ -171,6 +172,25 @@ def test_a_forked_process_shares_out_its_points_on_threads_of_its_own(mixed, mon
     assert child.exitcode == 0
     assert out.get(timeout=10) == pytest.approx(want, rel=1e-13)
 
+
+def test_a_new_process_loads_the_kernels_numba_compiled_here(mixed, tmp_path):
+    """The module imported from its file alone in a new process runs the kernels compiled
+    here, loaded from Numba's cache without Numba's lowering registries (only compiling needs
+    them), and gets the same loss and gradient."""
+    params, points = _params(mixed, 3), _points(3)
+    want, grads = mixed.grad(params, points)  # compiled (or loaded) here, saved to the cache
+    np.savez(tmp_path / "arrays.npz", **{f"p_{k}": v for k, v in params.items()},
+             **{f"x_{k}": v for k, v in points.items()})
+    words = run_module(mixed, f"""\
+        a = np.load({str(tmp_path / "arrays.npz")!r})
+        params = {{k[2:]: a[k] for k in a.files if k.startswith("p_")}}
+        points = {{k[2:]: a[k] for k in a.files if k.startswith("x_")}}
+        E, g = m.grad(params, points)
+        print(repr(float(E)), repr(float(g["W1"][0, 0])))
+        """)
+    assert float(words[0]) == pytest.approx(want, rel=1e-13)
+    assert float(words[1]) == pytest.approx(grads["W1"][0, 0], rel=1e-12)
+    assert words[2] == "False"  # nothing compiled: the registries never loaded
 
 def test_fit_takes_the_steps_train_step_takes(mixed):
     points = _points(4)

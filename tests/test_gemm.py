@@ -304,12 +304,29 @@ def test_tuning_keeps_what_makes_the_step_faster(measuring, tmp_path, monkeypatc
     assert 1 + 2 * 3 == len(calls)  # the start, then each of 3 kinds forward and backward
     assert calls[0] == [[1, 1], [1, 1], [1, 1], [0, 1]]  # from the fixed bounds
     tuned = json.loads((measuring.calibration_folder() / measuring.TUNED_FILE).read_text("utf-8"))
-    (key,) = [k for k in tuned if k.endswith(" float64 20-32-32-32-5")]
-    assert tuned[key] == prefer
+    (key,) = [k for k in tuned if k.endswith(" float64 32x20@1 32x32 5x32")]
+    assert tuned[key] == {"32x20@1": [True, True], "32x32": [False, True], "5x32": [True, True]}
     calls.clear()
     again = symnet.compile(spec, tmp_path / "b")
     assert _gemm_columns(again) == prefer and calls == []
     assert measuring.gemm_flags(symnet.compiler.as_spec(spec)) == tuple(map(tuple, prefer))
+    # the same kinds of layers, deeper (a sweep over depth): the choice per kind, no timing
+    deeper = symnet.compile(_tunable("tuned_a2", [20, 32, 32, 32, 32, 32, 5]), tmp_path / "c")
+    assert _gemm_columns(deeper) == [prefer[0]] + [prefer[1]] * 4 + [prefer[3]]
+    assert calls == []
+
+
+def test_a_kind_too_small_to_move_the_step_is_not_timed(measuring, tmp_path, monkeypatch):
+    """A kind of layer with under 1 - TUNE_MARGIN of the step's multiply-adds (here the 1-unit
+    output layer: 32 of 3,104 per sample) keeps the fixed bounds without being timed."""
+    spec = _tunable("tuned_small", [32, 32, 32, 32, 1])
+    calls = []
+    monkeypatch.setattr(measuring, "_step_timer", _fake_timer([[True, True]] * 4, calls))
+    symnet.compile(spec, tmp_path)
+    assert len(calls) == 1 + 2 * 2  # the start, then the first and the hidden kind
+    tuned = json.loads((measuring.calibration_folder() / measuring.TUNED_FILE).read_text("utf-8"))
+    (key,) = [k for k in tuned if k.endswith(" float64 1x32 32x32 32x32@1")]
+    assert tuned[key]["1x32"] == list(measuring.bounds_flags(symnet.compiler.as_spec(spec))[3])
 
 
 def test_tuning_keeps_the_bounds_unless_the_step_gets_faster(measuring, tmp_path, monkeypatch):

@@ -19,10 +19,12 @@ and 15). So the choice is measured where the network trains, and remembered:
   then ran 27% slower (section 15).
 - The result is kept in the calibration folder (the shared kernel folder, else symnet's cache
   folder) as JSON, keyed by the target CPU (NUMBA_CPU_NAME and NUMBA_CPU_FEATURES when set,
-  else the host's), the gemm file, the dtype and the widths; building the module reads it
-  (`gemm_flags`), so the module written after tuning records the tuned choice in its
-  `_LAYOUT`, and a later compile of the same network tunes nothing. A network not tuned yet
-  (`symnet.build`, `symnet compile` on the command line) gets the fixed bounds.
+  else the host's), the gemm file, the dtype and the network's kinds of layers, one choice per
+  kind; building the module reads it (`gemm_flags`), so the module written after tuning
+  records the tuned choice in its `_LAYOUT`, and a later compile of the same network, or of
+  one with the same kinds of layers in another number (a sweep over depth), tunes nothing. A
+  network not tuned yet (`symnet.build`, `symnet compile` on the command line) gets the fixed
+  bounds.
 
 SYMNET_GEMM chooses the policy: "measure" (the default, as above), "bounds" (the fixed bounds
 on every machine, never tuned: the test suite's, to exercise `_gemm` on every CPU), or "never"
@@ -142,12 +144,18 @@ def gemm_flags(spec: Spec) -> tuple[tuple[bool, bool], ...]:
     if not has_vector_units(target[1]):
         return tuple((False, False) for _ in shapes)
     tuned = _read(calibration_folder() / TUNED_FILE).get(_network_key(spec, target))
-    if isinstance(tuned, list) and len(tuned) == len(shapes) and all(
-            isinstance(f, list) and len(f) == 2 and all(isinstance(b, bool) for b in f)
-            for f in tuned):
-        return tuple((f[0] and _candidate(sh), f[1] and _candidate(sh))
-                     for f, sh in zip(tuned, shapes))
-    return bounds_flags(spec)
+    if not isinstance(tuned, dict):
+        return bounds_flags(spec)
+    flags = []
+    for shape in shapes:
+        if not _candidate(shape):
+            flags.append((False, False))
+            continue
+        f = tuned.get(_kind(shape))
+        if not (isinstance(f, list) and len(f) == 2 and all(isinstance(b, bool) for b in f)):
+            return bounds_flags(spec)
+        flags.append((f[0], f[1]))
+    return tuple(flags)
 
 
 def may_use_gemm(spec: Spec) -> bool:
@@ -159,14 +167,22 @@ def may_use_gemm(spec: Spec) -> bool:
     return has_vector_units(target_cpu()[1]) and any(_candidate(s) for s in layer_shapes(spec))
 
 
+def _kind(shape: tuple[int, int, bool]) -> str:
+    """A kind of layer as the tuning names it: units x units_in, "@1" for the first layer
+    (which has no backward product to its inputs)."""
+    units, units_in, first = shape
+    return f"{units}x{units_in}{'@1' if first else ''}"
+
+
 def _network_key(spec: Spec, target: tuple[str, str]) -> str:
+    """The tuned choice's key: the target, the gemm file, the dtype and the network's kinds of
+    layers (not their number or order: networks that differ only in depth share it)."""
     from symnet import __version__
 
-    widths = "-".join(str(w) for w in (spec.network.inputs,
-                                       *(layer.units for layer in spec.network.layers)))
+    kinds = " ".join(sorted({_kind(shape) for shape in layer_shapes(spec)}))
     features = hashlib.sha256(target[1].encode()).hexdigest()[:12]
     return (f"{gemm_source(__version__)[0]} {target[0]} {features} {spec.codegen.dtype} "
-            f"{widths}")
+            f"{kinds}")
 
 
 def _read(path: Path) -> dict:
@@ -179,12 +195,13 @@ def _read(path: Path) -> dict:
 
 def tune(spec: Spec, module) -> bool:
     """Under SYMNET_GEMM=measure, on a target with AVX2, for a network with candidate layers
-    not tuned on this machine yet: time the module's `fit` with each kind of candidate layer's
-    forward and backward products moved between _gemm and np.dot (a coordinate search from
-    the fixed bounds), record the fastest in the calibration folder, and leave the module's
-    _LAYOUT as it was. Returns whether that choice differs from the module's (then the caller
-    builds the module again: `gemm_flags` now returns it). The first `fit` compiles the
-    kernels, as the user's own first call would."""
+    not tuned on this machine yet (nor one with the same kinds of layers): time the module's
+    `fit` with each kind of candidate layer's forward and backward products moved between
+    _gemm and np.dot (a coordinate search from the fixed bounds; a kind too small to move the
+    step by the margin is not timed), record the fastest in the calibration folder, and leave
+    the module's _LAYOUT as it was. Returns whether that choice differs from the module's
+    (then the caller builds the module again: `gemm_flags` now returns it). The first `fit`
+    compiles the kernels, as the user's own first call would."""
     if policy() != "measure":
         return False
     target = target_cpu()
@@ -199,14 +216,19 @@ def tune(spec: Spec, module) -> bool:
     key = _network_key(spec, target)
     if not kinds or key in _read(folder / TUNED_FILE):
         return False
+    # a kind with less than 1 - TUNE_MARGIN of the step's multiply-adds cannot make the step
+    # TUNE_MARGIN faster: not timed, it keeps the fixed bounds (a 1-unit output layer, say)
+    total = sum(units * units_in for units, units_in, _ in shapes)
+    timed = [rows for shape, rows in kinds.items()
+             if len(rows) * shape[0] * shape[1] >= (1.0 - TUNE_MARGIN) * total]
     k = module._kernels
     columns = (k.GEMM_FORWARD, k.GEMM_BACKWARD)
     layout = module._LAYOUT
     original = layout.copy()
     try:
-        timer = _step_timer(module, spec)
-        best = timer()
-        for rows in kinds.values():
+        timer = _step_timer(module, spec) if timed else None
+        best = timer() if timed else 0.0
+        for rows in timed:
             for column in columns:
                 layout[rows, column] = 1 - layout[rows, column]
                 trial = timer()
@@ -214,7 +236,8 @@ def tune(spec: Spec, module) -> bool:
                     best = trial
                 else:
                     layout[rows, column] = 1 - layout[rows, column]
-        chosen = [[bool(layout[n, c]) for c in columns] for n in range(1, len(shapes) + 1)]
+        chosen = {_kind(shape): [bool(layout[rows[0], c]) for c in columns]
+                  for shape, rows in kinds.items()}
     except (ArithmeticError, ValueError):
         # the random data made the loss not finite (a custom loss outside its domain, say):
         # nothing measured, the fixed bounds stay, and the next compile tries again
@@ -228,8 +251,8 @@ def tune(spec: Spec, module) -> bool:
                          + "\n")
     except OSError:
         return False  # nowhere to remember it: keep the module as it is
-    return [[bool(original[n, c]) for c in columns]
-            for n in range(1, len(shapes) + 1)] != chosen
+    return any([bool(original[rows[0], c]) for c in columns] != chosen[_kind(shape)]
+               for shape, rows in kinds.items())
 
 
 def _step_timer(module, spec: Spec):

@@ -241,7 +241,7 @@ def test_the_next_network_of_a_sweep_needs_no_sympy(tmp_path):
     depth and learning rate is rendered from the saved KernelInfo: sympy is never imported,
     the templates' code comes from the template cache and the kernel from Numba's cache,
     loaded without Numba's lowering registries (only compiling needs them). The same network
-    again reuses its module: not even Jinja2 is imported."""
+    again reuses its module and its tuning: not even Jinja2 is imported."""
     code = textwrap.dedent("""\
         import sys
         import numpy as np
@@ -258,7 +258,9 @@ def test_the_next_network_of_a_sweep_needs_no_sympy(tmp_path):
         print("sympy" in sys.modules, losses[1] < losses[0], len(compiled) > 0,
               {registries!r} in sys.modules, "jinja2" in sys.modules)
         """)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    # the default policy, which tunes each new network (the suite's is the fixed bounds)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
+           "SYMNET_GEMM": "measure"}
     env.pop("SYMNET_KERNEL_DIR", None)  # the kernel file beside the modules, new to this test
     runs = []
     for widths, lr, render in (([8, 8], 0.05, True), ([5, 9, 6], 0.2, True),

@@ -174,15 +174,17 @@ def _kind(shape: tuple[int, int, bool]) -> str:
     return f"{units}x{units_in}{'@1' if first else ''}"
 
 
-def _network_key(spec: Spec, target: tuple[str, str]) -> str:
-    """The tuned choice's key: the target, the gemm file, the dtype and the network's kinds of
-    layers (not their number or order: networks that differ only in depth share it)."""
-    from symnet import __version__
+def _network_key(spec: Spec, target: tuple[str, str], gemm: str | None = None) -> str:
+    """The tuned choice's key: the target, the gemm file (its module name `gemm`, else this
+    symnet's), the dtype and the network's kinds of layers (not their number or order:
+    networks that differ only in depth share it)."""
+    if gemm is None:
+        from symnet import __version__
 
+        gemm = gemm_source(__version__)[0]
     kinds = " ".join(sorted({_kind(shape) for shape in layer_shapes(spec)}))
     features = hashlib.sha256(target[1].encode()).hexdigest()[:12]
-    return (f"{gemm_source(__version__)[0]} {target[0]} {features} {spec.codegen.dtype} "
-            f"{kinds}")
+    return f"{gemm} {target[0]} {features} {spec.codegen.dtype} {kinds}"
 
 
 def _read(path: Path) -> dict:
@@ -213,7 +215,9 @@ def tune(spec: Spec, module) -> bool:
         if _candidate(shape):
             kinds.setdefault(shape, []).append(number)
     folder = calibration_folder()
-    key = _network_key(spec, target)
+    # the gemm file the module imports (this symnet's: the module is current), named without
+    # rendering its text, so that a module tuned before costs no template here
+    key = _network_key(spec, target, module._kernels._gemm_module.__name__)
     if not kinds or key in _read(folder / TUNED_FILE):
         return False
     # a kind with less than 1 - TUNE_MARGIN of the step's multiply-adds cannot make the step

@@ -4,7 +4,6 @@ cache."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -14,7 +13,7 @@ import textwrap
 REGISTRIES = "numba.np.polynomial.polynomial_core"
 
 
-def run_module(module, body: str, env: dict | None = None) -> list[str]:
+def run_module(module, body: str) -> list[str]:
     """Import `module`'s file as `m` in a new process, run `body` (which prints), then print
     whether Numba's lowering registries were loaded; the words printed."""
     code = textwrap.dedent(f"""\
@@ -29,6 +28,6 @@ def run_module(module, body: str, env: dict | None = None) -> list[str]:
         where.loader.exec_module(m)
         """) + textwrap.dedent(body) + f"print({REGISTRIES!r} in sys.modules)\n"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, **(env or {})}, timeout=300)
+                         timeout=300)
     assert run.returncode == 0, run.stderr
     return run.stdout.split()

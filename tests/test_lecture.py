@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _process import run_module
+from _process import REGISTRIES, run_module
 
 import symnet
 
@@ -71,17 +71,22 @@ def test_one_training_step(mazur):
 def test_the_next_session_loads_the_worked_example_from_numbas_cache(mazur):
     """A new process that imports the module (its file alone) and trains as the lecture does
     runs the functions compiled here, loaded from Numba's cache without Numba's lowering
-    registries (which only compiling needs), and gets the lecture's numbers."""
+    registries (which only compiling needs), and gets the lecture's numbers; a compile after
+    that, in the same process, loads the registries and works."""
     mazur.fit(mazur.init_params(), X, T, 1)  # compiled (or loaded) here, saved to the cache
     mazur.grad(mazur.init_params(), X, T)
     words = run_module(mazur, f"""\
         X, T = np.array({X.tolist()}), np.array({T.tolist()})
         print(repr(float(m.grad(m.init_params(), X, T)[0])))
         print(repr(float(m.fit(m.init_params(), X, T, 10_000)[-1])))
+        print({REGISTRIES!r} in sys.modules)
+        from numba import njit
+        print(njit(lambda a: a.sum())(np.arange(4.0)))  # a compile of something new
         """)
     assert float(words[0]) == pytest.approx(0.298371109, abs=5e-10)
     assert float(words[1]) == pytest.approx(0.0000351085, abs=5e-11)
     assert words[2] == "False"  # nothing compiled: the registries never loaded
+    assert words[3:] == ["6.0", "True"]  # then compiled, with them
 
 def test_ten_thousand_steps(mazur):
     p = mazur.init_params()

@@ -230,16 +230,17 @@ def tune(spec: Spec, module) -> bool:
     layout = module._LAYOUT
     original = layout.copy()
     try:
-        timer = _step_timer(module, spec) if timed else None
-        best = timer() if timed else 0.0
-        for rows in timed:
-            for column in columns:
-                layout[rows, column] = 1 - layout[rows, column]
-                trial = timer()
-                if trial < TUNE_MARGIN * best:
-                    best = trial
-                else:
+        if timed:
+            timer = _step_timer(module, spec)
+            best = timer()
+            for rows in timed:
+                for column in columns:
                     layout[rows, column] = 1 - layout[rows, column]
+                    trial = timer()
+                    if trial < TUNE_MARGIN * best:
+                        best = trial
+                    else:
+                        layout[rows, column] = 1 - layout[rows, column]
         chosen = {_kind(shape): [bool(layout[rows[0], c]) for c in columns]
                   for shape, rows in kinds.items()}
     except (ArithmeticError, ValueError):

@@ -79,10 +79,10 @@ class NumbaPrinter(PythonCodePrinter):
         if dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
         self.dtype = dtype
-        # float32: the helpers Numba inlines into each call site (so that the loops around
-        # them vectorize), or, with inline=False, their twins `_exp32_call`, ... compiled once
-        # and called (code that runs once per sample and output, where inlining every call
-        # costs seconds of compile time and gains nothing)
+        # float32: the helpers LLVM inlines into each call site (forceinline, so that the
+        # loops around them vectorize), or, with inline=False, their twins `_exp32_call`, ...
+        # compiled once and called (code that runs once per sample and output, where inlining
+        # every call costs compile time and gains nothing)
         self.helper_suffix = "" if inline else "_call"
         self.functions = dict(self.FUNCTIONS)
         if dtype == "float32":

@@ -51,7 +51,9 @@ gives medians over the repeats. Threads: OpenBLAS and MKL are limited to --threa
 as in bench_peers.py) through their environment variables (no import before the clock); XLA
 uses the machine's cores, or one thread with --threads 1. If symnet cannot compile softmax +
 cross_entropy, the workload's output becomes sigmoid + bce for every contender (as in
-bench_peers.py), and the script says so.
+bench_peers.py), and the script says so. Every worker imports symnet as an installed copy
+is imported: this checkout's bytecode compiled beforehand and Python's default of writing
+bytecode kept (machine.as_installed), as JAX's is, compiled when pip installed it.
 
 Targets: symnet cold <= JAX cold on every workload (ratio JAX/symnet >= 1); all-entry ratio
 <= 1.5; sweep's next point <= 0.3x JAX's cold time for deep (a fresh process, and in the
@@ -81,6 +83,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 import bench_peers  # noqa: E402  (numpy and the standard library only: no symnet, no numba)
+from machine import as_installed  # noqa: E402
 
 DTYPE = bench_peers.DTYPE
 THREADS = 2
@@ -278,7 +281,7 @@ def base_env(threads: int) -> dict:
     if threads == 1:  # as bench_peers.py: XLA's CPU client on one thread
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
                             "intra_op_parallelism_threads=1").strip()
-    return env
+    return as_installed(env)
 
 
 def caches(tmp: str, env: dict, tag: str) -> dict:

@@ -8,7 +8,9 @@ features standardised, a fixed 75/25 split. Figures: test accuracy (R² for diab
 whole `fit` in seconds, each in a fresh process: scikit-learn; symnet cold (empty Numba and
 symnet caches: import, compile, train); symnet warm (the kernels compiled on this machine
 before: a new process that loads them); and in each process the next fit, of twice the width
-and another alpha (a search's next point: for symnet a new module of the same kinds).
+and another alpha (a search's next point: for symnet a new module of the same kinds). The
+workers import symnet as an installed copy is imported (machine.as_installed: this checkout's
+bytecode compiled beforehand, as pip compiled scikit-learn's).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench_peers  # noqa: E402  (numpy and the standard library only)
+from machine import as_installed  # noqa: E402
 
 DATASETS = {  # name: (loader, task, hidden layers, epochs, batch size, learning rate)
     "digits": ("load_digits", "classifier", (64,), 60, 64, 0.001),
@@ -101,11 +104,12 @@ def main() -> int:
           "(s) | symnet warm (s) | warm speed-up | cold speed-up | next fit: scikit-learn | "
           "next fit: symnet | next-fit speed-up |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    base = as_installed(os.environ)
     for name in DATASETS:
         rows = {"sklearn": [], "cold": [], "warm": []}
         for _ in range(a.repeats):
             with tempfile.TemporaryDirectory() as tmp:
-                env = {**os.environ, "NUMBA_CACHE_DIR": f"{tmp}/numba",
+                env = {**base, "NUMBA_CACHE_DIR": f"{tmp}/numba",
                        "SYMNET_CACHE_DIR": f"{tmp}/symnet", "SYMNET_KERNEL_DIR": f"{tmp}/k"}
                 rows["sklearn"].append(run("sklearn", name, env))
                 rows["cold"].append(run("symnet", name, env))

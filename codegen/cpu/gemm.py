@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING
 
 from symnet.files import write_if_changed
 
-from ..context import FASTMATH32, NJIT_OPTIONS
+from ..context import FASTMATH32, INNER_OPTIONS, NJIT_OPTIONS
 from ..writer import render
 from .config import GEMM_MAX, UPDATE_RULES, use_gemm
 from .context import GemmFileContext
@@ -79,6 +79,7 @@ def gemm_source(version: str) -> tuple[str, str]:
     a loop-form network asks for its name: the kernel file, the key of the tuned choices)."""
     text = render("cpu/gemm.py.jinja", GemmFileContext(version=version, njit=NJIT_OPTIONS,
                                                         fastmath32=FASTMATH32,
+                                                        inner=INNER_OPTIONS,
                                                         update_rules=UPDATE_RULES,
                                                         gemm_max=GEMM_MAX))
     return GEMM_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:16], text

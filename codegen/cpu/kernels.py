@@ -33,7 +33,7 @@ from symnet.checkpoint import Buffer, Plan, plan, widths
 from symnet.files import write_if_changed
 from symnet.spec import Spec
 
-from ..context import FASTMATH32, OutputBlockContext, module_context
+from ..context import FASTMATH32, INNER_OPTIONS, OutputBlockContext, module_context
 from ..lines import _X
 from ..loop import DecayCode, decay_code, output_block_fields, used_symbols
 from ..writer import generator_sha256, render
@@ -129,6 +129,7 @@ class KernelFileContext(OutputBlockContext):
     dtype: str  # the kernels' dtype: "float64" or "float32"
     njit: str  # the kernels' @njit options
     fastmath32: str  # the float32 kernels' fastmath flags (templates/cpu/fastmath32.jinja)
+    inner: str  # more @njit options for a function only compiled code calls (INNER_OPTIONS)
     helpers_called: bool  # float32: the output block calls the helpers rather than inline them
     fastmath64: bool  # float64: the hidden layers call _exp64 or _tanh64 (cpu/fastmath64.jinja)
     zero: str  # 0 printed in the kernel dtype
@@ -166,6 +167,7 @@ def kernel_file_context(spec: Spec, program, *,
         dtype=module.dtype,
         njit=module.njit,
         fastmath32=FASTMATH32,
+        inner=INNER_OPTIONS,
         helpers_called=spec.codegen.dtype == "float32",
         fastmath64=printer.calls_float64_helpers,
         zero=module.zero,

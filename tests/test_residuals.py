@@ -422,6 +422,9 @@ def test_parsing_never_evaluates_the_text(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("evaluated")
 
+    # the same functions in another text first: the modules that parsing imports on first use
+    # are imported (an import runs exec), so that only the parse below is watched
+    load(pinn("u_yy - exp(x)*sin(pi*y) + u_xx"))
     monkeypatch.setattr(builtins, "eval", boom)
     monkeypatch.setattr(builtins, "exec", boom)
     monkeypatch.setattr(sp, "sympify", boom)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from _reference import finite_difference_grad
 from _reference import loss as ref_loss
+from numba import njit
 
 import symnet
 from symnet.codegen.cpu.config import GEMM_MAX, use_gemm
@@ -64,6 +65,31 @@ def test_gemm_matches_numpy(module, n, k, m):
     C[:] = np.nan
     module._kernels._gemm_bias(A, B, b, C)
     _close(C, want + b, dt)
+
+
+# every path np.dot(A, B, C) takes: ?gemm, ?gemv with A one row or B one column, ?dot, and an
+# empty sum (k = 0: zeros) or an empty batch
+BLAS_SHAPES = [(7, 5, 3), (64, 300, 130), (1, 256, 32), (33, 64, 1), (1, 9, 1), (5, 0, 4),
+               (0, 4, 16)]
+
+
+@pytest.mark.parametrize("n,k,m", BLAS_SHAPES)
+def test_blas_computes_what_np_dot_does(module, n, k, m):
+    """_blas (the products that do not run through _gemm: BLAS called as np.dot calls it,
+    lowered in place) on operands C-contiguous, F-contiguous (a transposed view, as delta.T
+    and W.T are) and neither (a strided view: copied first)."""
+    dt = module.DTYPE
+    blas_ir = module._kernels._gemm_module._blas
+    blas = njit(lambda A, B, C: blas_ir(A, B, C))
+    rng = np.random.default_rng(n * 1000 + k * 10 + m)
+    A = rng.normal(size=(n, k)).astype(dt)
+    B = rng.normal(size=(k, m)).astype(dt)
+    want = A.astype(np.float64) @ B.astype(np.float64)
+    strided = (np.repeat(A, 2, axis=1)[:, ::2], np.repeat(B, 2, axis=1)[:, ::2])
+    for a, b in ((A, B), (np.asfortranarray(A), B), (A, np.asfortranarray(B)), strided):
+        C = np.full((n, m), np.nan, dtype=dt)  # every element must be written
+        blas(a, b, C)
+        _close(C, want, dt)
 
 
 def test_gemm_strided_operands_take_the_loop_path(module):

@@ -14,8 +14,9 @@ derivative is recorded as it is; the rule it was derived by is `local_derivative
 
 Where a local derivative of out = f(net) can be written in the stored output alone
 (sigmoid' = out(1 - out), tanh' = 1 - out^2, bce's y - t), it is rewritten so: first by
-replacing f(net) with out, else by substituting net = f^-1(out) and simplifying. The rewrite
-is kept only when it removes net and does not cost more operations. The solve is tried only
+replacing f(net) with out, else by substituting net = f^-1(out) and cancelling (a rational
+function of out, or of exp(out)). The rewrite is kept only when it removes net and does not
+cost more operations. The solve is tried only
 for the registry's activations that allow it (`solve_for_output`, e.g. sigmoid): on other
 formulas sympy.solve can run for minutes.
 
@@ -174,12 +175,17 @@ def _rewrite(local: sp.Expr, g: sp.Expr) -> sp.Expr | None:
     if g.has(sp.Piecewise) or g == _X or g not in _solvable():
         return partial
     try:
-        solutions = sp.solve(sp.Eq(_Y, g), _X)
+        # neither sympy's check of the solutions nor its tidying of them: both call simplify,
+        # whose first call imports sympy.physics.units (a tenth of a second of every cold
+        # compile); each solution is checked by _inverts, and cancel tidies the result
+        solutions = sp.solve(sp.Eq(_Y, g), _X, check=False, simplify=False)
     except (NotImplementedError, ValueError):
         return partial
     best = None
     for s in solutions:
-        r = _tidy(sp.factor(sp.simplify(local.xreplace({_X: s}))))
+        if not _inverts(g, s):
+            continue
+        r = _tidy(sp.factor(sp.cancel(local.xreplace({_X: s}))))
         if _X in r.free_symbols:
             continue
         # the expanded form too: softplus' = (exp(y) - 1)*exp(-y) overflows for large y,
@@ -190,6 +196,17 @@ def _rewrite(local: sp.Expr, g: sp.Expr) -> sp.Expr | None:
     if best is None or sp.count_ops(best) > sp.count_ops(local):
         return partial
     return best
+
+
+def _inverts(g: sp.Expr, s: sp.Expr) -> bool:
+    """Whether x = s(y) solves y = g(x): at y = 1/4 and 3/4 (in the range of every
+    `solve_for_output` activation), to 1e-12."""
+    gap = g.xreplace({_X: s}) - _Y
+    try:
+        return all(abs(complex(gap.xreplace({_Y: sp.Rational(v, 4)}).evalf())) < 1e-12
+                   for v in (1, 3))
+    except (TypeError, ValueError, ZeroDivisionError):
+        return False
 
 
 @cache

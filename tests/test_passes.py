@@ -13,7 +13,7 @@ import sympy as sp
 
 import symnet
 from symnet import functions
-from symnet.autodiff import adjoint_name, chain_comment, differentiate
+from symnet.autodiff import _inverts, adjoint_name, chain_comment, differentiate
 from symnet.codegen.printer import NumbaPrinter
 from symnet.errors import SymnetError
 from symnet.files import write_if_changed
@@ -122,6 +122,18 @@ def test_a_derivative_partly_in_the_stored_output_keeps_its_net():
     assert local_of(prog, "out_h1", "net_h1") == out + sp.exp(net)
     assert all(e.local.free_symbols <= set(prog.definitions()) | set(prog.param_symbols)
                | set(prog.inputs) | set(prog.targets) for e in prog.edges)
+
+
+def test_only_a_true_inverse_rewrites_a_derivative_in_the_output():
+    """sympy.solve's own check of its solutions is off (it imports half of sympy): a
+    candidate net = f^-1(out) must give f(net) = out back, numerically."""
+    x, y = functions.x, functions.y
+    sigmoid, softplus = (functions.ACTIVATIONS[n].expr(x) for n in ("sigmoid", "softplus"))
+    assert _inverts(sigmoid, sp.log(y / (1 - y)))
+    assert _inverts(softplus, sp.log(sp.exp(y) - 1))
+    assert not _inverts(sigmoid, sp.log(y))
+    assert not _inverts(softplus, -sp.log(sp.exp(y) - 1))
+    assert not _inverts(sigmoid, sp.log(y / (1 - y)) + sp.Symbol("alpha"))  # not a number
 
 
 def test_relu_derivative_is_a_step_in_net():

@@ -17,6 +17,7 @@ from symnet.autodiff import _inverts, adjoint_name, chain_comment, differentiate
 from symnet.codegen.printer import NumbaPrinter
 from symnet.errors import SymnetError
 from symnet.files import write_if_changed
+from symnet.layers import fused_loss
 from symnet.lower import lower
 from symnet.program import Edge
 from symnet.schedule import RECOMPUTE_MAX_OPS, schedule
@@ -134,6 +135,19 @@ def test_only_a_true_inverse_rewrites_a_derivative_in_the_output():
     assert not _inverts(sigmoid, sp.log(y))
     assert not _inverts(softplus, -sp.log(sp.exp(y) - 1))
     assert not _inverts(sigmoid, sp.log(y / (1 - y)) + sp.Symbol("alpha"))  # not a number
+
+
+@pytest.mark.parametrize("loss", [name for name, lo in functions.LOSSES.items()
+                                  if lo.fused_with("sigmoid")])
+def test_a_fused_loss_is_in_the_form_sympy_simplify_gives(loss):
+    """bce (and nll) on a sigmoid, computed from the net: the stable softplus form, as
+    sympy.simplify writes it (fused_loss gets there without simplify)."""
+    x, y, t = functions.x, functions.y, functions.t
+    per_unit, sigmoid = functions.LOSSES[loss].expr(y, t, 1), functions.ACTIVATIONS["sigmoid"]
+    want = sp.expand_log(sp.simplify(per_unit.xreplace({y: sigmoid.expr(x)})), force=True)
+    got = fused_loss(per_unit, sigmoid.expr(x))
+    assert got == want
+    assert got.has(sp.log(sp.exp(x) + 1)) and not got.has(sp.exp(-x))
 
 
 def test_relu_derivative_is_a_step_in_net():

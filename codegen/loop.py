@@ -44,6 +44,7 @@ class DecayCode:
     penalty: str  # lambda*w^2, added to the batch's loss once per weight
     grad: str  # its gradient, added to each weight's
     second: str = ""  # the gradient's derivative (both loop forms' Hessian-vector product)
+    second_uses_w: bool = True  # whether `second` reads w (not for lambda*w^2: 2*lambda)
 
 
 def decay_code(program, printer: NumbaPrinter, symbolic: bool = False) -> DecayCode | None:
@@ -54,8 +55,10 @@ def decay_code(program, printer: NumbaPrinter, symbolic: bool = False) -> DecayC
     decay = program.symbolic_decay if symbolic else program.decay
     if decay is None:
         return None
+    from symnet.layers import W
+
     return DecayCode(printer.doprint(decay.term), printer.doprint(decay.grad),
-                     printer.doprint(decay.second))
+                     printer.doprint(decay.second), W in decay.second.free_symbols)
 
 
 def _block(steps, printer: NumbaPrinter) -> list[Line]:

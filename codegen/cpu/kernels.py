@@ -60,6 +60,8 @@ class ActivationKind:
     uses_z: bool
     uses_y: bool
     second: str = ""  # f''(z) in y and/or z, printed (the Hessian-vector product)
+    second_uses_z: bool = False
+    second_uses_y: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,8 @@ def _kinds(program, printer) -> tuple[tuple[ActivationKind, ...], dict[str, int]
         d = L.derivative
         kind = ActivationKind(L.activation, L.formula, printer.doprint(L.out),
                               printer.doprint(d), Z in d.free_symbols, OUT in d.free_symbols,
-                              printer.doprint(L.second))
+                              printer.doprint(L.second), Z in L.second.free_symbols,
+                              OUT in L.second.free_symbols)
         key = (kind.out, kind.derivative)
         by_code.setdefault(key, kind)
         described[L.activation] = key

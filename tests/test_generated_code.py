@@ -37,11 +37,17 @@ CASES = [(_spec(f"init_{i}", ["tanh"], scheme=s), "scalar", "cpu")
     (_spec("cuda_loop_xavier", ["tanh"], scheme="xavier_normal"), "loop", "cuda"),
     (ROOT / "examples" / "poisson2d.toml", None, "cpu"),  # a residual (PINN) module
 ]
+# the schedules: the scalar form's recompute, the loop form's checkpoints (tables of the module)
+CASES = [(spec, mode, target, "store") for spec, mode, target in CASES] + [
+    (_spec("recompute", ["tanh"], "sigmoid", "bce"), "scalar", "cpu", "recompute"),
+    (_spec("checkpoint", ["tanh"] * 4), "loop", "cpu", "checkpoint:2"),
+]
 
 
 def test_pyflakes_finds_nothing_in_the_generated_files(tmp_path):
-    for spec, mode, target in CASES:
-        compiled = symnet.build(spec, mode=mode, target=target, kernel_dir=tmp_path)
+    for spec, mode, target, strategy in CASES:
+        compiled = symnet.build(spec, strategy=strategy, mode=mode, target=target,
+                                kernel_dir=tmp_path)
         files = [(compiled.module_name, compiled.source), *compiled.kernels]
         for name, text in files:
             (tmp_path / f"{name}.py").write_text(text, "utf-8")

@@ -147,6 +147,28 @@ def test_points_shared_out_over_threads_take_the_steps_of_one_thread(mixed, monk
         np.testing.assert_allclose(s3[k], s1[k], rtol=1e-10, atol=1e-14)
 
 
+def test_one_thread_calls_the_kernels_through_pointers(mixed, monkeypatch):
+    """_run takes the sets' kernels and _close as function pointers, so that LLVM does not
+    optimize their code again inside it, and the threads' path calls the very versions of
+    them that _run calls: each kernel compiles once."""
+    from numba import types
+
+    points, params = _points(5), _params(mixed, 2)
+    monkeypatch.setattr(mixed, "THREADS", 1)
+    mixed.grad(params, points)
+    mixed.fit(params, points, 2, lr=0.01, state=mixed.init_state())
+    pointers = len(mixed._SETS) + 1
+    assert mixed._run.signatures
+    for signature in mixed._run.signatures:
+        assert all(isinstance(t, types.FunctionType) for t in signature[:pointers])
+    kernels = (*mixed._SETS, mixed._close)
+    compiled = [len(k.signatures) for k in kernels]
+    monkeypatch.setattr(mixed, "PARALLEL_MIN_POINTS", 1)
+    monkeypatch.setattr(mixed, "THREADS", 2)
+    mixed.fit(params, points, 2, lr=0.01, state=mixed.init_state())
+    assert [len(k.signatures) for k in kernels] == compiled
+
+
 def _grad_in_child(module, points, out):
     out.put(module.grad(_params(module, 7), points)[0])
 

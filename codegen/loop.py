@@ -35,6 +35,14 @@ class LoopLayerCode:
     second_uses_y: bool = False  # whether it reads out (y)
 
 
+def reads(expr) -> tuple[bool, bool]:
+    """Whether an activation's f' or f'' (a symnet.loop layer's `derivative`, `second`)
+    reads net (z) and out (y): which values both backends' kernels load for it."""
+    from symnet.loop import OUT, Z
+
+    return Z in expr.free_symbols, OUT in expr.free_symbols
+
+
 @dataclass(frozen=True)
 class DecayCode:
     """The weight decay for one weight w, printed: the layer program's WeightDecay

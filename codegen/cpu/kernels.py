@@ -35,7 +35,7 @@ from symnet.spec import Spec
 
 from ..context import FASTMATH32, INNER_OPTIONS, OutputBlockContext, module_context
 from ..lines import _X
-from ..loop import DecayCode, decay_code, output_block_fields, used_symbols
+from ..loop import DecayCode, decay_code, output_block_fields, reads, used_symbols
 from ..writer import generator_sha256, render
 from .checkpoint import PlanSummary, plan_rows
 from .config import one_thread_rows, update_rule
@@ -96,16 +96,13 @@ class KernelInfo:
 def _kinds(program, printer) -> tuple[tuple[ActivationKind, ...], dict[str, int]]:
     """The hidden layers' kinds of activation, each once, in a canonical order (by printed
     code), so that two networks with the same kinds share one kernel file."""
-    from symnet.loop import OUT, Z
-
     by_code: dict[tuple[str, str], ActivationKind] = {}
     described: dict[str, tuple[str, str]] = {}
     for L in program.layers[:-1]:
         d = L.derivative
         kind = ActivationKind(L.activation, L.formula, printer.doprint(L.out),
-                              printer.doprint(d), Z in d.free_symbols, OUT in d.free_symbols,
-                              printer.doprint(L.second), Z in L.second.free_symbols,
-                              OUT in L.second.free_symbols)
+                              printer.doprint(d), *reads(d), printer.doprint(L.second),
+                              *reads(L.second))
         key = (kind.out, kind.derivative)
         by_code.setdefault(key, kind)
         described[L.activation] = key

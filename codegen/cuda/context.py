@@ -13,13 +13,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from symnet.loop import OUT, LoopProgram, Z
+from symnet.loop import LoopProgram
 from symnet.schedule import Counts, Schedule
 from symnet.spec import Spec
 
 from ..context import ModuleContext, OutputBlockContext, array_args, module_context
 from ..lines import _X, Line, derivative_fields, kernel_lines
-from ..loop import DecayCode, LoopLayerCode, decay_code, output_block_fields
+from ..loop import DecayCode, LoopLayerCode, decay_code, output_block_fields, reads
 from .config import CudaConfig
 from .printer import CudaPrinter
 
@@ -232,10 +232,10 @@ def cuda_loop_context(spec: Spec, program: LoopProgram, *, version: str, spec_fi
             number=L.number, units=L.units, units_in=L.units_in, bias=L.bias,
             activation=L.activation, formula=_X.sub("net", L.formula),
             out=printer.doprint(L.out), derivative=printer.doprint(L.derivative),
-            uses_z=Z in L.derivative.free_symbols, uses_y=OUT in L.derivative.free_symbols,
+            **dict(zip(("uses_z", "uses_y"), reads(L.derivative))),
             source="X" if L.number == 1 else f"out{L.number - 1}",
             second="" if L.second == 0 else printer.doprint(L.second),
-            second_uses_z=Z in L.second.free_symbols, second_uses_y=OUT in L.second.free_symbols)
+            **dict(zip(("second_uses_z", "second_uses_y"), reads(L.second))))
         size = L.units * L.units_in
         staged = shared_used + size <= budget
         b = by_name.get(f"b{L.number}")
